@@ -1,0 +1,5 @@
+import sys
+
+from streamwise.cli import main
+
+sys.exit(main())

@@ -1,0 +1,85 @@
+"""Turn a validated graph into node instances for one request, applying `overrideConfig`.
+
+Builds are per request and cheap: heavy resources (HTTP clients, loaded models) live in the node
+services and are shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from streamwise.engine.errors import GraphError, NodeConfigError
+from streamwise.engine.graph import FlowGraph, GraphNode, reference_target
+from streamwise.engine.ports import Answerer, NodeCatalog
+
+# Inputs a request may never override: they choose where requests go and with which secret.
+PROTECTED_INPUTS = frozenset({"credential", "basePath", "baseUrl", "modelPath", "baseOptions"})
+# `overrideConfig` keys that are about the request rather than node inputs.
+REQUEST_KEYS = frozenset({"sessionId"})
+
+
+def node_inputs(node: GraphNode, override_config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The node's inputs with per-request overrides applied, as Flowise does.
+
+    An override value either applies to every node that has the input (`{"temperature": 0.1}`) or,
+    when it is an object keyed by node ids, only to those nodes (`{"temperature": {"chatOpenAI_0": 0.1}}`).
+    References to other nodes cannot be overridden.
+    """
+    inputs = dict(node.inputs)
+    if not override_config:
+        return inputs
+    for key, value in override_config.items():
+        if key in REQUEST_KEYS or key in PROTECTED_INPUTS or key not in node.param_names:
+            continue
+        if reference_target(inputs.get(key)) is not None:
+            continue
+        if isinstance(value, Mapping) and value and all(isinstance(k, str) for k in value):
+            if node.id in value:
+                inputs[key] = value[node.id]
+            elif node.label in value:
+                inputs[key] = value[node.label]
+            elif isinstance(inputs.get(key), Mapping | str) and not _looks_keyed_by_node(value):
+                inputs[key] = value  # an object-valued input (e.g. promptValues) replaced whole
+            continue
+        inputs[key] = value
+    return inputs
+
+
+def _looks_keyed_by_node(value: Mapping[str, Any]) -> bool:
+    return all("_" in key and key.rsplit("_", 1)[-1].isdigit() for key in value)
+
+
+def build_answerer(
+    graph: FlowGraph, catalog: NodeCatalog, override_config: Mapping[str, Any] | None = None
+) -> Answerer:
+    """Build every node in dependency order and return the answering node's instance."""
+    instances: dict[str, object] = {}
+    for node_id in graph.order:
+        node = graph.nodes[node_id]
+        inputs = node_inputs(node, override_config)
+        for key, value in inputs.items():
+            if isinstance(value, list):
+                if any(reference_target(item) for item in value):
+                    inputs[key] = [_resolve(item, instances, node) for item in value]
+            elif reference_target(value) is not None:
+                inputs[key] = _resolve(value, instances, node)
+        try:
+            instances[node_id] = catalog.build(node.name, node_id, inputs)
+        except NodeConfigError as exc:
+            if exc.node_id is None:
+                raise NodeConfigError(f"Node {node_id}: {exc.message}", node_id) from None
+            raise
+    answerer = instances[graph.ending_node_id]
+    if not isinstance(answerer, Answerer):
+        raise GraphError(f"Node {graph.ending_node_id} cannot answer questions", graph.ending_node_id)
+    return answerer
+
+
+def _resolve(value: Any, instances: Mapping[str, object], node: GraphNode) -> Any:
+    target = reference_target(value)
+    if target is None:
+        return value
+    if target not in instances:  # the graph's order puts dependencies first; this is a guard
+        raise GraphError(f"Node {node.id} refers to {target!r}, which is not built", node.id)
+    return instances[target]

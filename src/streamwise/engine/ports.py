@@ -1,0 +1,131 @@
+"""What the engine needs from the outside world, as protocols: node instances and message storage.
+
+Nodes (`streamwise.nodes`) implement the node protocols; storage (`streamwise.store`) implements
+`MessageStore`. The engine depends on these shapes only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Role = Literal["system", "user", "assistant"]
+RunStatus = Literal["complete", "aborted", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatTurn:
+    """One message of a conversation as a chat model sees it."""
+
+    role: Role
+    content: str
+
+
+@runtime_checkable
+class ChatModel(Protocol):
+    """A chat model node instance.
+
+    `stream` yields text chunks. A model that cannot stream yields its whole answer as one chunk.
+    Cancelling the task that iterates `stream` must stop generation promptly: close the HTTP
+    response, or tell the local decoder to stop.
+    """
+
+    @property
+    def can_stream(self) -> bool: ...
+
+    def stream(self, messages: Sequence[ChatTurn]) -> AsyncIterator[str]: ...
+
+
+@runtime_checkable
+class Memory(Protocol):
+    """A memory node instance: which earlier turns of this session the model sees."""
+
+    @property
+    def memory_type(self) -> str: ...
+
+    async def load(self, session: SessionContext) -> list[ChatTurn]: ...
+
+
+@runtime_checkable
+class Prompt(Protocol):
+    """A prompt node instance: turns the question (and prompt values) into chat messages."""
+
+    def render(self, question: str, history: Sequence[ChatTurn]) -> list[ChatTurn]: ...
+
+
+@runtime_checkable
+class Answerer(Protocol):
+    """The graph's answering node (a chain): streams the answer to one question."""
+
+    @property
+    def can_stream(self) -> bool: ...
+
+    @property
+    def memory(self) -> Memory | None: ...
+
+    def answer(self, question: str, session: SessionContext) -> AsyncIterator[str]: ...
+
+
+class HistoryReader(Protocol):
+    async def history(self, chatflow_id: str, session_id: str) -> list[ChatTurn]:
+        """Earlier turns of a session, oldest first (user/assistant pairs)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SessionContext:
+    """Who is asking, and where their conversation lives."""
+
+    chatflow_id: str
+    chat_id: str
+    session_id: str
+    history: HistoryReader
+    # `history` from the request body: seeds memory when nothing is stored for the session.
+    seed_history: tuple[ChatTurn, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One question and its answer, as stored when a run finishes (however it finishes)."""
+
+    run_id: str
+    chatflow_id: str
+    chat_id: str
+    session_id: str
+    question: str
+    answer: str
+    status: RunStatus
+    user_message_id: str
+    api_message_id: str
+    chat_type: str = "EXTERNAL"
+    memory_type: str | None = None
+    source_documents: list[dict[str, Any]] | None = None
+    used_tools: list[dict[str, Any]] | None = None
+
+
+class MessageStore(HistoryReader, Protocol):
+    async def save_exchange(self, exchange: Exchange) -> None: ...
+
+
+class NodeCatalog(Protocol):
+    """The node registry as the engine sees it (see `streamwise.nodes.registry`)."""
+
+    def knows(self, name: str) -> bool: ...
+
+    def category(self, name: str) -> str: ...
+
+    def build(self, name: str, node_id: str, inputs: Mapping[str, Any]) -> object:
+        """Build one node instance; references in `inputs` are already resolved to instances.
+
+        Raises `streamwise.engine.errors.NodeConfigError` for inputs it cannot use.
+        """
+        ...
+
+
+@dataclass(slots=True)
+class EmptyHistory:
+    turns: list[ChatTurn] = field(default_factory=list)
+
+    async def history(self, chatflow_id: str, session_id: str) -> list[ChatTurn]:
+        return list(self.turns)

@@ -1,0 +1,128 @@
+"""The prediction request body as Flowise's clients send it, checked and normalised.
+
+Clients differ: the Python SDK sends `"chatId": null, "overrideConfig": null, "uploads": []`; the
+npm SDK sends its whole options object (so `chatflowId` and other unknown fields are ignored);
+`streaming` may be a boolean or the string "true"; forms send every field as text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from streamwise.engine.ports import ChatTurn
+
+_ROLES = {"apiMessage": "assistant", "userMessage": "user", "assistant": "assistant", "user": "user"}
+
+
+class BadRequest(ValueError):
+    """The body cannot be used; the message says which field and why."""
+
+
+@dataclass(frozen=True)
+class PredictionRequest:
+    question: str
+    streaming: bool = False
+    chat_id: str | None = None
+    override_config: Mapping[str, Any] = field(default_factory=dict)
+    history: tuple[ChatTurn, ...] = ()
+
+    @property
+    def session_id(self) -> str | None:
+        value = self.override_config.get("sessionId")
+        return str(value) if isinstance(value, str | int) and value != "" else None
+
+
+def decode_body(body: bytes, content_type: str) -> Mapping[str, Any]:
+    """JSON or form-urlencoded bytes → fields. (Multipart is decoded by the HTTP layer.)"""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type == "application/x-www-form-urlencoded":
+        try:
+            return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+        except UnicodeDecodeError:
+            raise BadRequest("Request body is not valid UTF-8") from None
+    if not body.strip():
+        raise BadRequest("Request body is empty: expected a JSON object with a 'question'")
+    try:
+        decoded = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"Request body is not valid JSON: {exc}") from None
+    if not isinstance(decoded, dict):
+        raise BadRequest("Request body must be a JSON object")
+    return decoded
+
+
+def parse_prediction(fields: Mapping[str, Any]) -> PredictionRequest:
+    question = fields.get("question")
+    if question is None:
+        raise BadRequest("Field 'question' is required")
+    if not isinstance(question, str):
+        raise BadRequest("Field 'question' must be a string")
+    if not question.strip():
+        raise BadRequest("Field 'question' must not be empty")
+    return PredictionRequest(
+        question=question,
+        streaming=_streaming(fields.get("streaming")),
+        chat_id=_chat_id(fields.get("chatId")),
+        override_config=_override_config(fields.get("overrideConfig")),
+        history=_history(fields.get("history")),
+    )
+
+
+def _streaming(value: Any) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in {"true", "false", ""}:
+        return value.strip().lower() == "true"
+    raise BadRequest("Field 'streaming' must be true or false")
+
+
+def _chat_id(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise BadRequest("Field 'chatId' must be a string")
+    return str(value)
+
+
+def _maybe_json(value: Any, name: str) -> Any:
+    if isinstance(value, str):  # forms carry objects as JSON text
+        if not value.strip():
+            return None
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            raise BadRequest(f"Field '{name}' is not valid JSON") from None
+    return value
+
+
+def _override_config(value: Any) -> Mapping[str, Any]:
+    value = _maybe_json(value, "overrideConfig")
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest("Field 'overrideConfig' must be an object")
+    return value
+
+
+def _history(value: Any) -> tuple[ChatTurn, ...]:
+    value = _maybe_json(value, "history")
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise BadRequest("Field 'history' must be a list of {role, content} objects")
+    turns: list[ChatTurn] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise BadRequest(f"history[{index}] must be an object with 'role' and 'content'")
+        role = _ROLES.get(str(item.get("role") or item.get("type") or ""))
+        content = item.get("content", item.get("message"))
+        if role is None:
+            raise BadRequest(f"history[{index}].role must be 'apiMessage' or 'userMessage'")
+        if not isinstance(content, str):
+            raise BadRequest(f"history[{index}].content must be a string")
+        turns.append(ChatTurn(role, content))  # type: ignore[arg-type]
+    return tuple(turns)

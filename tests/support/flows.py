@@ -1,0 +1,79 @@
+"""Small Flowise-format graphs for tests, built the way Flowise exports them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def node(node_id: str, name: str, category: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": node_id,
+        "type": "customNode",
+        "position": {"x": 0, "y": 0},
+        "data": {
+            "id": node_id,
+            "name": name,
+            "label": name,
+            "category": category,
+            "inputs": inputs,
+            "inputParams": [{"name": key} for key in inputs],
+        },
+    }
+
+
+def edge(source: str, target: str, target_input: str) -> dict[str, Any]:
+    return {
+        "id": f"{source}-{target}-{target_input}",
+        "source": source,
+        "target": target,
+        "sourceHandle": f"{source}-output",
+        "targetHandle": f"{target}-input-{target_input}",
+    }
+
+
+def ref(node_id: str) -> str:
+    return "{{" + node_id + ".data.instance}}"
+
+
+def chain_flow(model: dict[str, Any], *, memory: str | None = None, window: int | None = None) -> str:
+    """A conversationChain over `model` (a node dict), with optional memory."""
+    nodes = [model]
+    edges = [edge(model["id"], "conversationChain_0", "model")]
+    chain_inputs: dict[str, Any] = {"model": ref(model["id"]), "systemMessagePrompt": "Be brief."}
+    if memory:
+        inputs: dict[str, Any] = {"k": window} if window is not None else {}
+        nodes.append(node("memory_0", memory, "Memory", inputs))
+        edges.append(edge("memory_0", "conversationChain_0", "memory"))
+        chain_inputs["memory"] = ref("memory_0")
+    nodes.append(node("conversationChain_0", "conversationChain", "Chains", chain_inputs))
+    return json.dumps({"nodes": nodes, "edges": edges})
+
+
+def fake_model(**inputs: Any) -> dict[str, Any]:
+    return node("fake_0", "scriptedFakeChatModel", "Chat Models", inputs)
+
+
+def fake_flow(*, memory: str | None = None, **inputs: Any) -> str:
+    return chain_flow(fake_model(**inputs), memory=memory)
+
+
+def openai_model(base_path: str, **inputs: Any) -> dict[str, Any]:
+    return node(
+        "chatOpenAI_0",
+        "chatOpenAI",
+        "Chat Models",
+        {"modelName": "stub", "basePath": base_path, "credential": "", "streaming": True, **inputs},
+    )
+
+
+def llm_chain_flow(model: dict[str, Any], template: str = "{question}") -> str:
+    prompt = node("promptTemplate_0", "promptTemplate", "Prompts", {"template": template, "promptValues": ""})
+    chain = node(
+        "llmChain_0",
+        "llmChain",
+        "Chains",
+        {"model": ref(model["id"]), "prompt": ref("promptTemplate_0")},
+    )
+    edges = [edge(model["id"], "llmChain_0", "model"), edge("promptTemplate_0", "llmChain_0", "prompt")]
+    return json.dumps({"nodes": [model, prompt, chain], "edges": edges})

@@ -1,0 +1,39 @@
+"""Strict reading of Flowise-framed SSE bytes, for assertions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Frame:
+    event: str
+    data: Any
+
+
+def parse_frames(raw: bytes, *, allow_heartbeats: bool = True) -> list[Frame]:
+    """Every frame must be exactly `message:\\ndata:<one-line JSON>\\n\\n` or the heartbeat comment."""
+    assert raw.endswith(b"\n\n"), raw[-80:]
+    frames: list[Frame] = []
+    for chunk in raw[:-2].split(b"\n\n"):
+        if chunk == b":heartbeat":
+            assert allow_heartbeats
+            continue
+        lines = chunk.split(b"\n")
+        assert len(lines) == 2 and lines[0] == b"message:" and lines[1].startswith(b"data:"), chunk
+        payload = json.loads(lines[1][len(b"data:") :])
+        assert list(payload) == ["event", "data"], payload
+        frames.append(Frame(payload["event"], payload["data"]))
+    return frames
+
+
+def check_invariant(frames: list[Frame]) -> str:
+    """Exactly one end, last; start before the first token; at most one start. Returns the text."""
+    names = [frame.event for frame in frames]
+    assert names.count("end") == 1 and names[-1] == "end", names
+    assert names.count("start") <= 1, names
+    if "token" in names:
+        assert "start" in names and names.index("start") < names.index("token"), names
+    return "".join(frame.data for frame in frames if frame.event == "token")
