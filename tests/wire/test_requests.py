@@ -49,6 +49,15 @@ def test_history_maps_flowise_roles() -> None:
     assert request.history == (ChatTurn("user", "a"), ChatTurn("assistant", "b"))
 
 
+def test_history_in_the_python_sdk_shape_is_read() -> None:
+    history = [
+        {"message": "I am Ada.", "type": "userMessage", "role": None, "content": None},
+        {"message": "Hi Ada.", "type": "apiMessage", "role": None, "content": None},
+    ]
+    request = parse_prediction({"question": "q", "history": history})
+    assert request.history == (ChatTurn("user", "I am Ada."), ChatTurn("assistant", "Hi Ada."))
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [

@@ -119,7 +119,8 @@ def _history(value: Any) -> tuple[ChatTurn, ...]:
         if not isinstance(item, dict):
             raise BadRequest(f"history[{index}] must be an object with 'role' and 'content'")
         role = _ROLES.get(str(item.get("role") or item.get("type") or ""))
-        content = item.get("content", item.get("message"))
+        # The Python SDK sends {"message": ..., "type": ..., "role": null, "content": null}.
+        content = item.get("content") if item.get("content") is not None else item.get("message")
         if role is None:
             raise BadRequest(f"history[{index}].role must be 'apiMessage' or 'userMessage'")
         if not isinstance(content, str):

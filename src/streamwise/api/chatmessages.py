@@ -1,0 +1,105 @@
+"""/api/v1/chatmessage: stored exchanges (list, delete) and aborting a running prediction."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter
+
+from streamwise.api.errors import ApiError
+from streamwise.api.state import AppState, State
+
+router = APIRouter(prefix="/api/v1/chatmessage")
+
+CHAT_TYPES = ("EXTERNAL", "INTERNAL")
+
+
+def _chat_types(raw: str | None) -> list[str] | None:
+    """Flowise sends `chatType` as one value or as a JSON list such as ["EXTERNAL","INTERNAL"]."""
+    if not raw:
+        return None
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError:
+        parsed = raw
+    values = parsed if isinstance(parsed, list) else [parsed]
+    if not all(isinstance(value, str) and value in CHAT_TYPES for value in values):
+        raise ApiError(400, "Query 'chatType' must be EXTERNAL, INTERNAL or a JSON list of them")
+    return [str(value) for value in values]
+
+
+def _order(raw: str | None) -> str:
+    value = (raw or "ASC").upper()
+    if value not in {"ASC", "DESC"}:
+        raise ApiError(400, "Query 'order' must be ASC or DESC")
+    return value
+
+
+async def _require_chatflow(state: AppState, chatflow_id: str) -> None:
+    if await state.chatflows.get(chatflow_id) is None:
+        raise ApiError(404, f"Chatflow {chatflow_id} not found")
+
+
+@router.get("/{chatflow_id}")
+async def list_messages(
+    chatflow_id: str,
+    state: State,
+    chatId: str | None = None,
+    sessionId: str | None = None,
+    memoryType: str | None = None,
+    chatType: str | None = None,
+    messageId: str | None = None,
+    order: str | None = None,
+    startDate: str | None = None,
+    endDate: str | None = None,
+) -> list[dict[str, Any]]:
+    await _require_chatflow(state, chatflow_id)
+    try:
+        records = await state.messages.list(
+            chatflow_id,
+            chat_id=chatId,
+            session_id=sessionId,
+            memory_type=memoryType,
+            chat_type=_chat_types(chatType),
+            message_id=messageId,
+            order=_order(order),
+            start_date=startDate,
+            end_date=endDate,
+        )
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    return [record.to_json() for record in records]
+
+
+@router.delete("/{chatflow_id}")
+async def delete_messages(
+    chatflow_id: str,
+    state: State,
+    chatId: str | None = None,
+    sessionId: str | None = None,
+    memoryType: str | None = None,
+    chatType: str | None = None,
+    startDate: str | None = None,
+    endDate: str | None = None,
+) -> dict[str, Any]:
+    await _require_chatflow(state, chatflow_id)
+    try:
+        removed = await state.messages.delete(
+            chatflow_id,
+            chat_id=chatId,
+            session_id=sessionId,
+            memory_type=memoryType,
+            chat_type=_chat_types(chatType),
+            start_date=startDate,
+            end_date=endDate,
+        )
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    return {"raw": [], "affected": removed}
+
+
+@router.put("/abort/{chatflow_id}/{chat_id}")
+async def abort(chatflow_id: str, chat_id: str, state: State) -> dict[str, Any]:
+    stopped = state.runs.cancel_chat(chatflow_id, chat_id, "abort")
+    return {"status": 200, "message": "Chat message aborted", "aborted": stopped}

@@ -1,0 +1,86 @@
+"""The application factory: storage, nodes and runs wired together behind FastAPI routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from streamwise import __version__
+from streamwise.api import chatflows, chatmessages, ping, predictions
+from streamwise.api.errors import install_error_handlers
+from streamwise.api.state import AppState
+from streamwise.engine.runs import RunManager
+from streamwise.nodes.registry import default_registry
+from streamwise.nodes.services import NodeServices
+from streamwise.seed import SEED_NAME, seed_flow_data
+from streamwise.settings import Settings
+from streamwise.store import ChatflowRepository, Database, MessageRepository
+
+logger = logging.getLogger("streamwise")
+
+
+def create_app(settings: Settings | None = None, services: NodeServices | None = None) -> FastAPI:
+    settings = settings or Settings()
+    services = services or NodeServices(
+        openai_base_url=settings.openai_base_url,
+        local_model_path=settings.local_model_path,
+        local_model_threads=settings.local_model_threads,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.database_url is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        database = Database.from_url(settings.resolved_database_url)
+        await database.migrate()
+        messages = MessageRepository(database)
+        state = AppState(
+            settings=settings,
+            database=database,
+            chatflows=ChatflowRepository(database),
+            messages=messages,
+            registry=default_registry(services),
+            runs=RunManager(messages),
+        )
+        app.state.streamwise = state
+        if settings.seed and await state.chatflows.count() == 0:
+            record = await state.chatflows.create({"name": SEED_NAME, "flowData": seed_flow_data()})
+            logger.info("created chatflow %r with id %s", SEED_NAME, record.id)
+            app.state.seeded_chatflow_id = record.id
+            app.state.example_chatflow_id = record.id
+        else:
+            existing = await state.chatflows.list()
+            named = [record for record in existing if record.name == SEED_NAME]
+            app.state.example_chatflow_id = (named or existing)[0].id if existing else None
+        preload = asyncio.create_task(_preload_local_model(settings, services))
+        try:
+            yield
+        finally:
+            await state.runs.drain(settings.shutdown_grace_seconds)
+            preload.cancel()
+            await asyncio.gather(preload, return_exceptions=True)
+            await services.aclose()
+            await database.dispose()
+
+    app = FastAPI(title="Streamwise", version=__version__, lifespan=lifespan)
+    app.state.seeded_chatflow_id = None  # set when this start created the ready chatflow
+    app.state.example_chatflow_id = None  # the chatflow the start-up message shows how to call
+    install_error_handlers(app)
+    for module in (predictions, chatflows, chatmessages, ping):
+        app.include_router(module.router)
+    return app
+
+
+async def _preload_local_model(settings: Settings, services: NodeServices) -> None:
+    if not settings.preload_local_model:
+        return
+    from streamwise.nodes.models.chat_local import preload
+
+    try:
+        await preload(services)
+    except Exception as exc:  # the server still serves remote models without it
+        logger.warning("embedded model not loaded: %s", exc)

@@ -1,0 +1,97 @@
+"""`streamwise start`: serve the API with uvicorn; SIGTERM drains running streams before exiting."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from streamwise.app import create_app
+from streamwise.settings import Settings
+
+
+class DrainingServer(uvicorn.Server):
+    """Uvicorn waits for open connections before shutting the app down; streams never close by
+    themselves, so first stop every run (each stream gets `error` then `end`, the partial answer is
+    stored), then let uvicorn finish."""
+
+    def __init__(
+        self, config: uvicorn.Config, app: FastAPI, settings: Settings, *, announce_start: bool = True
+    ) -> None:
+        super().__init__(config)
+        self.fastapi_app = app
+        self.settings = settings
+        self.announce_start = announce_start
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.announce_start and not self.should_exit:
+            announce(self.fastapi_app, self.settings)
+
+    async def shutdown(self, sockets: Any = None) -> None:
+        state = getattr(self.fastapi_app.state, "streamwise", None)
+        if state is not None:
+            await state.runs.drain(self.settings.shutdown_grace_seconds)
+        await super().shutdown(sockets)
+
+
+def announce(app: FastAPI, settings: Settings) -> None:
+    host = "localhost" if settings.host in {"0.0.0.0", "::", "127.0.0.1"} else settings.host
+    base = f"http://{host}:{settings.port}"
+    print(f"Streamwise is listening on {base}", flush=True)
+    chatflow_id = app.state.example_chatflow_id
+    if chatflow_id is None:
+        print(f"No chatflows yet: create one with POST {base}/api/v1/chatflows", flush=True)
+        return
+    if app.state.seeded_chatflow_id:
+        print(f"Created a chatflow on the embedded local model: {chatflow_id}", flush=True)
+    else:
+        print(f"Chatflow ready: {chatflow_id} (all of them: {base}/api/v1/chatflows)", flush=True)
+    print("Stream an answer from it:", flush=True)
+    print(
+        f'  curl {base}/api/v1/predictions/{chatflow_id} -H "Content-Type: application/json" '
+        '-d \'{"question": "Hello world!", "streaming": true}\'',
+        flush=True,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="streamwise", description="Streamwise flow server")
+    commands = parser.add_subparsers(dest="command", required=True)
+    start = commands.add_parser("start", help="start the server")
+    start.add_argument("--host", help="interface to listen on (default: STREAMWISE_HOST or 127.0.0.1)")
+    start.add_argument("--port", type=int, help="TCP port (default: STREAMWISE_PORT or 3000)")
+    args = parser.parse_args(argv)
+
+    overrides: dict[str, Any] = {}
+    if args.host is not None:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    settings = Settings(**overrides)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        loop="auto",
+        http="auto",
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds)),
+    )
+    server = DrainingServer(config, app, settings)
+    server.run()
+    return 0 if server.started else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from streamwise.app import create_app
+from streamwise.nodes.services import NodeServices
+from streamwise.settings import Settings
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path,
+        database_url=None,
+        seed=False,
+        preload_local_model=False,
+        heartbeat_seconds=15,
+        shutdown_grace_seconds=5,
+    )
+
+
+@pytest.fixture
+def services() -> NodeServices:
+    return NodeServices(env={})
+
+
+@pytest.fixture
+async def app(settings: Settings, services: NodeServices) -> AsyncIterator[FastAPI]:
+    application = create_app(settings, services)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://streamwise.test", timeout=30) as http:
+        yield http
