@@ -14,7 +14,9 @@ from streamwise.engine.graph import FlowGraph, GraphNode, reference_target
 from streamwise.engine.ports import Answerer, NodeCatalog
 
 # Inputs a request may never override: they choose where requests go and with which secret.
-PROTECTED_INPUTS = frozenset({"credential", "basePath", "baseUrl", "modelPath", "baseOptions"})
+PROTECTED_INPUTS = frozenset(
+    {"credential", "basePath", "basepath", "baseUrl", "modelPath", "baseOptions", "probe"}
+)
 # `overrideConfig` keys that are about the request rather than node inputs.
 REQUEST_KEYS = frozenset({"sessionId"})
 

@@ -1,0 +1,245 @@
+"""Stored chat messages: what memory nodes read back and what `/api/v1/chatmessage` lists and deletes.
+
+Each exchange is two rows, a `userMessage` and an `apiMessage`, written together in one transaction
+when a run finishes however it finishes; `status` says whether the answer is complete, aborted or
+cut short by an error, so a partial answer is kept rather than lost.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from typing import Any, Literal, cast
+
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, not_, select
+
+from streamwise.engine.ports import ChatTurn, Exchange, Role
+from streamwise.store.database import Database
+from streamwise.store.dates import MonotonicClock, parse_bound, to_js_iso
+from streamwise.store.tables import ChatMessage
+
+USER_MESSAGE = "userMessage"
+API_MESSAGE = "apiMessage"
+
+MessageRole = Literal["userMessage", "apiMessage"]
+DateFilter = str | datetime | date | None
+
+# Columns holding JSON text, parsed back into values on the way out like Flowise's parseAPIResponse.
+JSON_FIELDS = (
+    "sourceDocuments",
+    "usedTools",
+    "fileAnnotations",
+    "agentReasoning",
+    "fileUploads",
+    "artifacts",
+    "action",
+)
+
+_TURN_ROLES: dict[str, Role] = {USER_MESSAGE: "user", API_MESSAGE: "assistant"}
+
+_clock = MonotonicClock()
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    id: str
+    role: str
+    chatflowid: str
+    content: str
+    sourceDocuments: str | None
+    usedTools: str | None
+    fileAnnotations: str | None
+    agentReasoning: str | None
+    fileUploads: str | None
+    artifacts: str | None
+    action: str | None
+    chatType: str
+    chatId: str
+    memoryType: str | None
+    sessionId: str | None
+    createdDate: datetime
+    leadEmail: str | None
+    followUpPrompts: str | None
+    status: str
+    runId: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """Flowise's JSON for a message: JSON columns parsed, the date as `...T..:..:..000Z`.
+
+        Text that is not valid JSON is passed through as it is rather than failing the whole list.
+        """
+        data: dict[str, Any] = {field.name: getattr(self, field.name) for field in fields(self)}
+        for name in JSON_FIELDS:
+            raw = data[name]
+            if raw:
+                with contextlib.suppress(json.JSONDecodeError):
+                    data[name] = json.loads(raw)
+        data["createdDate"] = to_js_iso(self.createdDate)
+        return data
+
+
+class MessageRepository:
+    """Implements the engine's `MessageStore` (and so `HistoryReader`)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def save_exchange(self, exchange: Exchange) -> None:
+        """Write the question and the answer atomically; the answer is dated at least 1 ms later.
+
+        The dates come from a process-wide monotonic clock, so exchanges saved by this process sort in
+        save order and a question always sorts before its own answer, on any backend.
+        """
+        asked_at = _clock.tick()
+        shared = {
+            "chatflowid": exchange.chatflow_id,
+            "chatType": exchange.chat_type,
+            "chatId": exchange.chat_id,
+            "memoryType": exchange.memory_type,
+            "sessionId": exchange.session_id,
+            "runId": exchange.run_id,
+        }
+        question = ChatMessage(
+            id=exchange.user_message_id,
+            role=USER_MESSAGE,
+            content=exchange.question,
+            createdDate=asked_at,
+            status="complete",
+            **shared,
+        )
+        answer = ChatMessage(
+            id=exchange.api_message_id,
+            role=API_MESSAGE,
+            content=exchange.answer,
+            sourceDocuments=_json_text(exchange.source_documents),
+            usedTools=_json_text(exchange.used_tools),
+            createdDate=_clock.tick(),
+            status=exchange.status,
+            **shared,
+        )
+        async with self._db.transaction() as session:
+            session.add_all([question, answer])
+
+    async def history(
+        self, chatflow_id: str, session_id: str, *, limit: int | None = None
+    ) -> builtins.list[ChatTurn]:
+        """Earlier turns of one session, oldest first; answers that came out empty are left out.
+
+        `limit` keeps only the newest turns, for windowed memory that need not read a long session.
+        """
+        query = (
+            select(ChatMessage.role, ChatMessage.content)
+            .where(
+                ChatMessage.chatflowid == chatflow_id,
+                ChatMessage.sessionId == session_id,
+                not_(and_(ChatMessage.role == API_MESSAGE, ChatMessage.content == "")),
+            )
+            .order_by(ChatMessage.createdDate.desc())
+        )
+        if limit is not None:
+            query = query.limit(max(limit, 0))
+        async with self._db.session() as session:
+            rows = (await session.execute(query)).all()
+        return [ChatTurn(_TURN_ROLES.get(role, "user"), content) for role, content in reversed(rows)]
+
+    async def list(
+        self,
+        chatflow_id: str,
+        *,
+        chat_id: str | None = None,
+        session_id: str | None = None,
+        memory_type: str | None = None,
+        chat_type: str | Sequence[str] | None = None,
+        order: str = "ASC",
+        start_date: DateFilter = None,
+        end_date: DateFilter = None,
+        message_id: str | None = None,
+        run_id: str | None = None,
+    ) -> builtins.list[MessageRecord]:
+        """Messages of a chatflow matching every given filter, by date (`order` "ASC" or "DESC").
+
+        Dates are inclusive; a date without a time covers the whole day. Bad `order` or dates raise
+        `ValueError`.
+        """
+        direction = order.upper()
+        if direction not in ("ASC", "DESC"):
+            raise ValueError(f"order must be ASC or DESC, got {order!r}")
+        conditions = _conditions(
+            chatflow_id, chat_id, session_id, memory_type, chat_type, start_date, end_date, message_id, run_id
+        )
+        by_date = ChatMessage.createdDate.asc() if direction == "ASC" else ChatMessage.createdDate.desc()
+        query = select(ChatMessage).where(*conditions).order_by(by_date)
+        async with self._db.session() as session:
+            rows = (await session.scalars(query)).all()
+            return [_record(row) for row in rows]
+
+    async def delete(
+        self,
+        chatflow_id: str,
+        *,
+        chat_id: str | None = None,
+        session_id: str | None = None,
+        memory_type: str | None = None,
+        chat_type: str | Sequence[str] | None = None,
+        start_date: DateFilter = None,
+        end_date: DateFilter = None,
+        message_id: str | None = None,
+        run_id: str | None = None,
+    ) -> int:
+        """Remove the messages `list` would return for the same filters; returns how many went."""
+        conditions = _conditions(
+            chatflow_id, chat_id, session_id, memory_type, chat_type, start_date, end_date, message_id, run_id
+        )
+        statement = delete(ChatMessage).where(*conditions).execution_options(synchronize_session=False)
+        async with self._db.transaction() as session:
+            result = cast(CursorResult[Any], await session.execute(statement))
+            return result.rowcount
+
+
+def _conditions(
+    chatflow_id: str,
+    chat_id: str | None,
+    session_id: str | None,
+    memory_type: str | None,
+    chat_type: str | Sequence[str] | None,
+    start_date: DateFilter,
+    end_date: DateFilter,
+    message_id: str | None,
+    run_id: str | None,
+) -> builtins.list[ColumnElement[bool]]:
+    conditions: builtins.list[ColumnElement[bool]] = [ChatMessage.chatflowid == chatflow_id]
+    for column, value in (
+        (ChatMessage.chatId, chat_id),
+        (ChatMessage.sessionId, session_id),
+        (ChatMessage.memoryType, memory_type),
+        (ChatMessage.id, message_id),
+        (ChatMessage.runId, run_id),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    if isinstance(chat_type, str):
+        conditions.append(ChatMessage.chatType == chat_type)
+    elif chat_type is not None:
+        conditions.append(ChatMessage.chatType.in_(list(chat_type)))
+    start = parse_bound(start_date, end=False, name="startDate")
+    end = parse_bound(end_date, end=True, name="endDate")
+    if start is not None:
+        conditions.append(ChatMessage.createdDate >= start)
+    if end is not None:
+        conditions.append(ChatMessage.createdDate <= end)
+    return conditions
+
+
+def _json_text(value: builtins.list[dict[str, Any]] | None) -> str | None:
+    """Compact JSON like JavaScript's JSON.stringify; nothing is stored for an empty list, as in Flowise."""
+    if not value:
+        return None
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _record(row: ChatMessage) -> MessageRecord:
+    return MessageRecord(**{field.name: getattr(row, field.name) for field in fields(MessageRecord)})

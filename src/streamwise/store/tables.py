@@ -1,0 +1,104 @@
+"""The two tables Streamwise keeps, shaped like Flowise's so its data and clients feel at home.
+
+Column names are Flowise's camelCase ones, so a row maps onto the wire JSON one to one.
+
+`chat_message.chatflowid` has no foreign key, as in Flowise: the engine may store an exchange for a
+chatflow it was handed directly (tests, embedded use), and SQLite would only honour a cascade with a
+per-connection pragma. `ChatflowRepository.delete` removes a chatflow's messages in the same
+transaction instead.
+
+The migration in `migrations/versions` creates exactly these tables; a test compares the two.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, DateTime, Index, MetaData, String, Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from streamwise.store.dates import as_utc
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend.
+
+    PostgreSQL keeps the offset (`timestamptz`); SQLite has no such type, so values are stored as
+    naive UTC text, which still sorts and compares correctly, and get their UTC zone back on read.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = as_utc(value)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class ChatFlow(Base):
+    __tablename__ = "chat_flow"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String())
+    flowData: Mapped[str] = mapped_column(Text)
+    deployed: Mapped[bool | None] = mapped_column(Boolean)
+    isPublic: Mapped[bool | None] = mapped_column(Boolean)
+    apikeyid: Mapped[str | None] = mapped_column(String())
+    chatbotConfig: Mapped[str | None] = mapped_column(Text)
+    apiConfig: Mapped[str | None] = mapped_column(Text)
+    analytic: Mapped[str | None] = mapped_column(Text)
+    speechToText: Mapped[str | None] = mapped_column(Text)
+    followUpPrompts: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(Text)
+    type: Mapped[str] = mapped_column(String(20), default="CHATFLOW", server_default="CHATFLOW")
+    createdDate: Mapped[datetime] = mapped_column(UTCDateTime())
+    updatedDate: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ChatMessage(Base):
+    __tablename__ = "chat_message"
+    # Memory reads one session of one chatflow in date order; this index serves that read outright,
+    # and its leading column also serves every lookup by chatflow alone.
+    __table_args__ = (
+        Index("ix_chat_message_chatflowid_sessionId_createdDate", "chatflowid", "sessionId", "createdDate"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+    chatflowid: Mapped[str] = mapped_column(String(36))
+    content: Mapped[str] = mapped_column(Text)
+    sourceDocuments: Mapped[str | None] = mapped_column(Text)
+    usedTools: Mapped[str | None] = mapped_column(Text)
+    fileAnnotations: Mapped[str | None] = mapped_column(Text)
+    agentReasoning: Mapped[str | None] = mapped_column(Text)
+    fileUploads: Mapped[str | None] = mapped_column(Text)
+    artifacts: Mapped[str | None] = mapped_column(Text)
+    action: Mapped[str | None] = mapped_column(Text)
+    chatType: Mapped[str] = mapped_column(String(20), default="INTERNAL", server_default="INTERNAL")
+    chatId: Mapped[str] = mapped_column(String(), index=True)
+    memoryType: Mapped[str | None] = mapped_column(String())
+    sessionId: Mapped[str | None] = mapped_column(String(), index=True)
+    createdDate: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    leadEmail: Mapped[str | None] = mapped_column(Text)
+    followUpPrompts: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="complete", server_default="complete")
+    runId: Mapped[str | None] = mapped_column(String(), index=True)
