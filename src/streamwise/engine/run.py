@@ -23,6 +23,7 @@ logger = logging.getLogger("streamwise.run")
 CancelReason = Literal["abort", "disconnect", "shutdown"]
 SHUTDOWN_MESSAGE = "server shutting down"
 _MAX_ERROR_CHARS = 500
+YIELD_EVERY = 64  # tokens a run may emit before it lets other tasks run
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class Run:
         status: RunStatus = "complete"
         error: str | None = None
         started = False
+        burst = YIELD_EVERY - 1  # yield after the first token too, so it goes out at once
         try:
             async for chunk in self.answerer.answer(request.question, session):
                 if not started:
@@ -107,6 +109,12 @@ class Run:
                 if chunk:
                     parts.append(chunk)
                     log.emit(Token(chunk))
+                    burst += 1
+                    if burst == YIELD_EVERY:
+                        # A fast model can hand over thousands of buffered tokens without ever
+                        # suspending; yielding now and then lets the writer and other runs go on.
+                        burst = 0
+                        await asyncio.sleep(0)
         except asyncio.CancelledError:
             if self.cancel_reason is None:
                 raise  # not ours: the event loop is going away
