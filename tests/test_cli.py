@@ -93,11 +93,14 @@ def test_sigterm_sends_error_then_end_stores_the_partial_answer_and_exits(tmp_pa
         )
         chatflow_id = created.json()["id"]
         received = bytearray()
-        with httpx.Client(timeout=30) as client, client.stream(
-            "POST",
-            f"{base}/api/v1/prediction/{chatflow_id}",
-            json={"question": "q", "streaming": True, "chatId": "drain"},
-        ) as response:
+        with (
+            httpx.Client(timeout=30) as client,
+            client.stream(
+                "POST",
+                f"{base}/api/v1/prediction/{chatflow_id}",
+                json={"question": "q", "streaming": True, "chatId": "drain"},
+            ) as response,
+        ):
             signalled = False
             for chunk in response.iter_bytes():
                 received.extend(chunk)

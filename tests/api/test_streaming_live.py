@@ -86,11 +86,14 @@ async def test_50_concurrent_streams_never_mix_tokens_even_on_one_chat(server: L
 def test_abort_sends_abort_then_end_and_stores_the_partial_answer(server: LiveServer) -> None:
     chatflow_id = create_flow(server, fake_flow(tokenCount=2000, delayMs=5, probe="abort-live"))
     received = bytearray()
-    with httpx.Client(base_url=server.base_url, timeout=30) as client, client.stream(
-        "POST",
-        f"/api/v1/prediction/{chatflow_id}",
-        json={"question": "q", "streaming": True, "chatId": "ab"},
-    ) as response:
+    with (
+        httpx.Client(base_url=server.base_url, timeout=30) as client,
+        client.stream(
+            "POST",
+            f"/api/v1/prediction/{chatflow_id}",
+            json={"question": "q", "streaming": True, "chatId": "ab"},
+        ) as response,
+    ):
         aborted = False
         for chunk in response.iter_bytes():
             received.extend(chunk)
@@ -112,11 +115,14 @@ def test_abort_sends_abort_then_end_and_stores_the_partial_answer(server: LiveSe
 def test_client_disconnect_stops_the_fake_model_and_stores_the_partial_answer(server: LiveServer) -> None:
     chatflow_id = create_flow(server, fake_flow(tokenCount=5000, delayMs=2, probe="disconnect-live"))
     record = probe(server.services, "disconnect-live")
-    with httpx.Client(base_url=server.base_url, timeout=30) as client, client.stream(
-        "POST",
-        f"/api/v1/prediction/{chatflow_id}",
-        json={"question": "q", "streaming": True, "chatId": "dc"},
-    ) as response:
+    with (
+        httpx.Client(base_url=server.base_url, timeout=30) as client,
+        client.stream(
+            "POST",
+            f"/api/v1/prediction/{chatflow_id}",
+            json={"question": "q", "streaming": True, "chatId": "dc"},
+        ) as response,
+    ):
         for chunk in response.iter_bytes():
             if b'"event":"token"' in chunk:
                 break
@@ -137,9 +143,12 @@ def test_client_disconnect_stops_the_fake_model_and_stores_the_partial_answer(se
 def test_client_disconnect_closes_the_upstream_openai_stream(server: LiveServer, stub: StubServer) -> None:
     model = openai_model(stub.base_url, modelName="stub?tokens=3000&delay=0.002&case=disconnect")
     chatflow_id = create_flow(server, chain_flow(model))
-    with httpx.Client(base_url=server.base_url, timeout=30) as client, client.stream(
-        "POST", f"/api/v1/prediction/{chatflow_id}", json={"question": "q", "streaming": True}
-    ) as response:
+    with (
+        httpx.Client(base_url=server.base_url, timeout=30) as client,
+        client.stream(
+            "POST", f"/api/v1/prediction/{chatflow_id}", json={"question": "q", "streaming": True}
+        ) as response,
+    ):
         seen = 0
         for chunk in response.iter_bytes():
             seen += chunk.count(b'"event":"token"')
