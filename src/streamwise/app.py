@@ -18,7 +18,7 @@ from streamwise.nodes.registry import default_registry
 from streamwise.nodes.services import NodeServices
 from streamwise.seed import SEED_NAME, seed_flow_data
 from streamwise.settings import Settings
-from streamwise.store import ChatflowRepository, Database, MessageRepository
+from streamwise.store import ChatflowCache, ChatflowRepository, Database, MessageRepository
 
 logger = logging.getLogger("streamwise")
 
@@ -38,10 +38,12 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
         database = Database.from_url(settings.resolved_database_url)
         await database.migrate()
         messages = MessageRepository(database)
+        chatflow_repository = ChatflowRepository(database)
         state = AppState(
             settings=settings,
             database=database,
-            chatflows=ChatflowRepository(database),
+            chatflows=chatflow_repository,
+            chatflow_cache=ChatflowCache(chatflow_repository),
             messages=messages,
             registry=default_registry(services),
             runs=RunManager(messages),

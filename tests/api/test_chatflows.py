@@ -118,3 +118,15 @@ async def test_unknown_route_is_404_json(client: httpx.AsyncClient) -> None:
 async def test_ping(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/ping")
     assert response.text == "pong"
+
+
+async def test_a_prediction_right_after_an_update_runs_the_new_graph(client: httpx.AsyncClient) -> None:
+    created = (
+        await client.post("/api/v1/chatflows", json={"name": "v1", "flowData": fake_flow(tokens=["old"])})
+    ).json()
+    url = f"/api/v1/prediction/{created['id']}"
+    assert (await client.post(url, json={"question": "q"})).json()["text"] == "old"
+    await client.put(f"/api/v1/chatflows/{created['id']}", json={"flowData": fake_flow(tokens=["new"])})
+    assert (await client.post(url, json={"question": "q"})).json()["text"] == "new"
+    await client.delete(f"/api/v1/chatflows/{created['id']}")
+    assert (await client.post(url, json={"question": "q"})).status_code == 404

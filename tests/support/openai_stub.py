@@ -144,6 +144,9 @@ class _QuietDrops(logging.Filter):
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
+INTERLEAVE = 16  # with no delay, let other answers go on after this many tokens
+
+
 class StubApp:
     """The raw ASGI app. Frames are built from pre-encoded halves: only the token's JSON varies."""
 
@@ -221,6 +224,10 @@ class StubApp:
             for i in range(min(x for x in (c.tokens, c.drop, c.error) if x is not None)):
                 if c.delay:
                     await asyncio.sleep(c.delay)
+                elif i % INTERLEAVE == INTERLEAVE - 1:
+                    # A real server decodes all its running answers a step at a time, so concurrent
+                    # streams advance together; without this, one answer would go out whole first.
+                    await asyncio.sleep(0)
                 if record.disconnected:
                     return
                 frame = head + _json(f"t{i} ").encode() + tail

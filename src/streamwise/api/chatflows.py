@@ -89,6 +89,7 @@ async def update_chatflow(chatflow_id: str, request: Request, state: State) -> d
     if await state.chatflows.get(chatflow_id) is None:
         raise ApiError(404, f"Chatflow {chatflow_id} not found")
     record = await state.chatflows.update(chatflow_id, _checked_fields(body, state, creating=False))
+    state.chatflow_cache.forget(chatflow_id)
     if record is None:
         raise ApiError(404, f"Chatflow {chatflow_id} not found")
     return record.to_json()
@@ -96,6 +97,8 @@ async def update_chatflow(chatflow_id: str, request: Request, state: State) -> d
 
 @router.delete("/{chatflow_id}")
 async def delete_chatflow(chatflow_id: str, state: State) -> dict[str, Any]:
-    if not await state.chatflows.delete(chatflow_id):
+    deleted = await state.chatflows.delete(chatflow_id)
+    state.chatflow_cache.forget(chatflow_id)
+    if not deleted:
         raise ApiError(404, f"Chatflow {chatflow_id} not found")
     return {"raw": [], "affected": 1}

@@ -25,7 +25,7 @@ router = APIRouter()
 
 
 async def _load_answerer(state: AppState, chatflow_id: str, override: Any = None) -> Answerer:
-    chatflow = await state.chatflows.get(chatflow_id)
+    chatflow = await state.chatflow_cache.get(chatflow_id)
     if chatflow is None:
         raise ApiError(404, f"Chatflow {chatflow_id} not found")
     graph = parse_flow_data(chatflow.flowData, state.registry)

@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from streamwise.engine.runs import RunManager
 from streamwise.nodes.registry import NodeRegistry
 from streamwise.settings import Settings
-from streamwise.store import ChatflowRepository, Database, MessageRepository
+from streamwise.store import ChatflowCache, ChatflowRepository, Database, MessageRepository
 
 
 @dataclass
@@ -18,6 +18,7 @@ class AppState:
     settings: Settings
     database: Database
     chatflows: ChatflowRepository
+    chatflow_cache: ChatflowCache  # read path of predictions; routes that write must `forget`
     messages: MessageRepository
     registry: NodeRegistry
     runs: RunManager
