@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import ColumnElement, CursorResult, and_, delete, not_, select
+from sqlalchemy import ColumnElement, CursorResult, and_, delete, insert, not_, select
 
 from streamwise.engine.ports import ChatTurn, Exchange, Role
 from streamwise.store.database import Database
@@ -103,26 +103,29 @@ class MessageRepository:
             "sessionId": exchange.session_id,
             "runId": exchange.run_id,
         }
-        question = ChatMessage(
-            id=exchange.user_message_id,
-            role=USER_MESSAGE,
-            content=exchange.question,
-            createdDate=asked_at,
-            status="complete",
+        question = {
+            "id": exchange.user_message_id,
+            "role": USER_MESSAGE,
+            "content": exchange.question,
+            "sourceDocuments": None,
+            "usedTools": None,
+            "createdDate": asked_at,
+            "status": "complete",
             **shared,
-        )
-        answer = ChatMessage(
-            id=exchange.api_message_id,
-            role=API_MESSAGE,
-            content=exchange.answer,
-            sourceDocuments=_json_text(exchange.source_documents),
-            usedTools=_json_text(exchange.used_tools),
-            createdDate=_clock.tick(),
-            status=exchange.status,
+        }
+        answer = {
+            "id": exchange.api_message_id,
+            "role": API_MESSAGE,
+            "content": exchange.answer,
+            "sourceDocuments": _json_text(exchange.source_documents),
+            "usedTools": _json_text(exchange.used_tools),
+            "createdDate": _clock.tick(),
+            "status": exchange.status,
             **shared,
-        )
+        }
+        # A bulk INSERT of plain rows: this runs once per answer, and skips the ORM's unit of work.
         async with self._db.transaction() as session:
-            session.add_all([question, answer])
+            await session.execute(insert(ChatMessage), [question, answer])
 
     async def history(
         self, chatflow_id: str, session_id: str, *, limit: int | None = None
