@@ -309,3 +309,34 @@ def test_sse_splitter_returns_each_complete_data_payload(reads: list[bytes], pay
     splitter = SSEDataSplitter()
 
     assert [payload for chunk in reads for payload in splitter.feed(chunk)] == payloads
+
+
+@pytest.mark.parametrize(
+    ("payload", "content"),
+    [
+        (b'{"choices":[{"index":0,"delta":{"content":"plain"},"finish_reason":null}]}', "plain"),
+        (b'{"choices":[{"delta":{"role":"assistant","content":""}}]}', ""),
+        (
+            b'{"choices":[{"delta":{"content":"say \\"content\\":\\"x\\" \\n \\u00e9 \\ud83d\\ude00"}}]}',
+            'say "content":"x" \n é 😀',
+        ),
+        (b'{"choices":[{"delta":{"reasoning_content":"think","content":"answer"}}]}', "answer"),
+        (b'{"choices":[{"delta":{"reasoning_content":"only thinking"}}]}', None),
+        (b'{"choices":[{"delta":{"content":null}}],"usage":null}', None),
+        (b'{"choices":[],"usage":{"prompt_tokens":3}}', None),
+        ('{"choices":[{"delta":{"content":"日本語"}}]}'.encode(), "日本語"),
+    ],
+)
+def test_content_is_read_exactly_from_stream_events(
+    services: NodeServices, payload: bytes, content: str | None
+) -> None:
+    node = build(services, None, basepath="http://127.0.0.1:9/v1")
+    assert node._content(payload) == content
+
+
+def test_an_error_event_mid_stream_is_a_model_error(services: NodeServices) -> None:
+    node = build(services, None, basepath="http://127.0.0.1:9/v1")
+    with pytest.raises(ModelError, match="failed mid-answer: boom"):
+        node._content(b'{"error":{"message":"boom","type":"server_error"}}')
+    with pytest.raises(ModelError, match="malformed"):
+        node._content(b'{"choices":[{"delta":{"content":"unterminated}}]')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import cast
 
 from streamwise.store import ChatflowCache, ChatflowRecord, ChatflowRepository
@@ -55,3 +56,41 @@ async def test_absence_is_not_cached_and_size_is_bounded() -> None:
     reads = repository.reads
     await cache.get("late")  # pushed out by b and c
     assert repository.reads == reads + 1
+
+
+class SlowRepository(CountingRepository):
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def get(self, chatflow_id: str) -> ChatflowRecord | None:
+        self.reads += 1
+        await self.release.wait()
+        return self.records.get(chatflow_id)
+
+
+async def test_concurrent_misses_share_one_read() -> None:
+    repository = SlowRepository()
+    repository.records["a"] = record("a", "one")
+    cache = ChatflowCache(cast(ChatflowRepository, repository), ttl=60)
+    waiters = [asyncio.ensure_future(cache.get("a")) for _ in range(50)]
+    await asyncio.sleep(0.01)
+    repository.release.set()
+    async with asyncio.timeout(5):
+        results = await asyncio.gather(*waiters)
+    assert repository.reads == 1 and all(result is repository.records["a"] for result in results)
+
+
+async def test_a_read_that_raced_a_write_is_not_kept() -> None:
+    repository = SlowRepository()
+    repository.records["a"] = record("a", "old")
+    cache = ChatflowCache(cast(ChatflowRepository, repository), ttl=60)
+    pending = asyncio.ensure_future(cache.get("a"))
+    await asyncio.sleep(0.01)
+    repository.records["a"] = record("a", "new")
+    cache.forget("a")  # the write lands while the read is in flight
+    repository.release.set()
+    async with asyncio.timeout(5):
+        await pending
+        fresh = await cache.get("a")
+    assert fresh is not None and fresh.name == "new" and repository.reads == 2

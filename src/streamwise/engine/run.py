@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from streamwise.engine.eventlog import EventLog
 from streamwise.engine.events import Abort, End, Error, Metadata, Start, Token
+from streamwise.engine.pacing import Pacer
 from streamwise.engine.ports import Answerer, ChatTurn, Exchange, MessageStore, RunStatus, SessionContext
 
 logger = logging.getLogger("streamwise.run")
@@ -23,7 +24,6 @@ logger = logging.getLogger("streamwise.run")
 CancelReason = Literal["abort", "disconnect", "shutdown"]
 SHUTDOWN_MESSAGE = "server shutting down"
 _MAX_ERROR_CHARS = 500
-YIELD_EVERY = 64  # tokens a run may emit before it lets other tasks run
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,11 @@ def public_message(exc: BaseException) -> str:
 
 
 class Run:
-    def __init__(self, request: RunRequest, answerer: Answerer, store: MessageStore) -> None:
+    def __init__(
+        self, request: RunRequest, answerer: Answerer, store: MessageStore, pacer: Pacer | None = None
+    ) -> None:
         self.id = str(uuid.uuid4())
+        self.pacer = pacer or Pacer()
         self.request = request
         self.answerer = answerer
         self.store = store
@@ -100,7 +103,7 @@ class Run:
         status: RunStatus = "complete"
         error: str | None = None
         started = False
-        burst = YIELD_EVERY - 1  # yield after the first token too, so it goes out at once
+        budget = 1  # yield after the first token, so it goes out at once
         try:
             async for chunk in self.answerer.answer(request.question, session):
                 if not started:
@@ -109,12 +112,11 @@ class Run:
                 if chunk:
                     parts.append(chunk)
                     log.emit(Token(chunk))
-                    burst += 1
-                    if burst == YIELD_EVERY:
-                        # A fast model can hand over thousands of buffered tokens without ever
-                        # suspending; yielding now and then lets the writer and other runs go on.
-                        burst = 0
+                    budget -= 1
+                    if not budget:
+                        # Let the writer and the other runs go on (see engine/pacing.py).
                         await asyncio.sleep(0)
+                        budget = self.pacer.burst()
         except asyncio.CancelledError:
             if self.cancel_reason is None:
                 raise  # not ours: the event loop is going away

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from streamwise.engine.pacing import Pacer
 from streamwise.engine.ports import Answerer, MessageStore
 from streamwise.engine.run import CancelReason, Run, RunRequest
 
@@ -20,6 +21,7 @@ class RunManager:
         self.store = store
         self._runs: dict[str, Run] = {}
         self._draining = False
+        self.pacer = Pacer()
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -31,11 +33,16 @@ class RunManager:
     def start(self, request: RunRequest, answerer: Answerer) -> Run:
         if self._draining:
             raise ShuttingDown("server shutting down")
-        run = Run(request, answerer, self.store)
+        run = Run(request, answerer, self.store, self.pacer)
         self._runs[run.id] = run
+        self.pacer.active += 1
         task = run.start()
-        task.add_done_callback(lambda _task: self._runs.pop(run.id, None))
+        task.add_done_callback(lambda _task: self._finished(run))
         return run
+
+    def _finished(self, run: Run) -> None:
+        self._runs.pop(run.id, None)
+        self.pacer.active -= 1
 
     def get(self, run_id: str) -> Run | None:
         return self._runs.get(run_id)

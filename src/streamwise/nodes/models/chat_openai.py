@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -40,6 +40,10 @@ _BODY_ERRORS = (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream)
 
 # A str skips json.loads' encoding sniffing: ~0.8 µs of ~3 µs per event.
 _decode = json.JSONDecoder().decode
+# The C scanner: decodes one JSON string from an offset. Typeshed does not declare it.
+_scanstring: Callable[[str, int], tuple[str, int]] = getattr(json.decoder, "scanstring")  # noqa: B009
+_CONTENT_KEY = '"content":"'
+_DELTA_KEY = '"delta":{'
 
 
 class ChatOpenAI:
@@ -111,8 +115,18 @@ class ChatOpenAI:
         yield (message.get("content") if isinstance(message, dict) else None) or ""
 
     def _content(self, payload: bytes) -> str | None:
+        text = payload.decode()
+        # Fast path: decode only the delta's content string, which is all a token chunk carries that
+        # we use; decoding the whole event was a quarter of the server's time under load. Inside a
+        # JSON string a quote is always escaped, so '"content":"' can only be a real key here.
+        at = text.find(_CONTENT_KEY)
+        if at != -1 and text.rfind(_DELTA_KEY, 0, at) != -1:
+            try:
+                return _scanstring(text, at + len(_CONTENT_KEY))[0]
+            except ValueError:
+                pass  # let the full decode below say what is wrong
         try:
-            event = _decode(payload.decode())
+            event = _decode(text)
             choices = event.get("choices")
             if choices:
                 delta = choices[0].get("delta")
