@@ -16,7 +16,7 @@ from streamwise.engine.events import End, Event
 class EventLog:
     def __init__(self) -> None:
         self._events: list[Event] = []
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: list[asyncio.Future[bool]] = []
         self.closed = False
 
     def __len__(self) -> int:
@@ -36,22 +36,24 @@ class EventLog:
             waiters, self._waiters = self._waiters, []
             for waiter in waiters:
                 if not waiter.done():
-                    waiter.set_result(None)
+                    waiter.set_result(True)
 
     async def wait_beyond(self, cursor: int, timeout: float | None) -> bool:
         """Wait until the log holds more than `cursor` events or is closed; False on timeout."""
         if len(self._events) > cursor or self.closed:
             return True
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
         self._waiters.append(waiter)
+        # A plain timer rather than asyncio.wait_for: this runs once per write on every stream.
+        timer = loop.call_later(timeout, _expire, waiter) if timeout is not None else None
         try:
-            await asyncio.wait_for(waiter, timeout)
-        except TimeoutError:
-            return False
+            return await waiter
         finally:
+            if timer is not None:
+                timer.cancel()
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
-        return True
 
     def read(self, cursor: int) -> list[Event]:
         return self._events[cursor:]
@@ -71,3 +73,8 @@ class EventLog:
                 yield batch
             if self.closed and cursor >= len(self._events):
                 return
+
+
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
