@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from streamwise.app import create_app
 from streamwise.nodes.services import NodeServices
 from streamwise.settings import Settings
+from tests.support.server import LiveServer, live_server
 
 
 @pytest.fixture
@@ -41,3 +42,17 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://streamwise.test", timeout=30) as http:
         yield http
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A real server on 127.0.0.1, shared by one test module."""
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("live"),
+        seed=False,
+        preload_local_model=False,
+        heartbeat_seconds=15,
+        shutdown_grace_seconds=5,
+    )
+    with live_server(settings, NodeServices(env={})) as running:
+        yield running

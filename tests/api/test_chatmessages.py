@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 
 from tests.api.helpers import create_flow, stream
@@ -73,3 +75,23 @@ async def test_abort_with_nothing_running_answers_flowise_shape(client: httpx.As
 
 async def test_messages_of_unknown_chatflow_are_404(client: httpx.AsyncClient) -> None:
     assert (await client.get("/api/v1/chatmessage/none")).status_code == 404
+
+
+async def test_date_chat_type_and_message_id_filters(client: httpx.AsyncClient) -> None:
+    chatflow_id = await create_flow(client, fake_flow(tokens=["x"]))
+    answer = (await client.post(f"/api/v1/prediction/{chatflow_id}", json={"question": "q"})).json()
+    url = f"/api/v1/chatmessage/{chatflow_id}"
+    today = datetime.now(UTC).date()
+    assert len((await client.get(url, params={"startDate": today.isoformat()})).json()) == 2
+    yesterday = (today - timedelta(days=1)).isoformat()
+    assert (await client.get(url, params={"endDate": yesterday})).json() == []
+    assert len((await client.get(url, params={"chatType": '["EXTERNAL","INTERNAL"]'})).json()) == 2
+    assert (await client.get(url, params={"chatType": "INTERNAL"})).json() == []
+    [only] = (await client.get(url, params={"messageId": answer["chatMessageId"]})).json()
+    assert only["role"] == "apiMessage" and only["content"] == "x"
+    for bad in ({"startDate": "not-a-date"}, {"chatType": "ROBOT"}):
+        response = await client.get(url, params=bad)
+        assert response.status_code == 400 and response.json()["success"] is False
+    removed = await client.delete(url, params={"startDate": today.isoformat(), "endDate": today.isoformat()})
+    assert removed.json()["affected"] == 2
+    assert (await client.get(url)).json() == []

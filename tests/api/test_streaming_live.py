@@ -11,25 +11,10 @@ import httpx
 import pytest
 
 from streamwise.nodes.models.fake import probe
-from streamwise.nodes.services import NodeServices
-from streamwise.settings import Settings
-from tests.clients.conftest import create_flow
 from tests.support.flows import chain_flow, fake_flow, openai_model
 from tests.support.openai_stub import StubServer, serve_in_thread
-from tests.support.server import LiveServer, live_server
+from tests.support.server import LiveServer
 from tests.support.sse import Frame, check_invariant, parse_frames
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    settings = Settings(
-        data_dir=tmp_path_factory.mktemp("live"),
-        seed=False,
-        preload_local_model=False,
-        shutdown_grace_seconds=5,
-    )
-    with live_server(settings, NodeServices(env={})) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +39,7 @@ def wait_until(check: object, within: float) -> None:
 
 
 def test_200_repeated_streams_keep_the_invariant_and_match_the_json_answer(server: LiveServer) -> None:
-    chatflow_id = create_flow(server, fake_flow(tokenCount=30))
+    chatflow_id = server.create_flow(fake_flow(tokenCount=30))
     expected = "".join(f"t{i} " for i in range(30))
     with httpx.Client(base_url=server.base_url, timeout=30) as client:
         for index in range(200):
@@ -67,7 +52,7 @@ def test_200_repeated_streams_keep_the_invariant_and_match_the_json_answer(serve
 
 
 async def test_50_concurrent_streams_never_mix_tokens_even_on_one_chat(server: LiveServer) -> None:
-    chatflow_id = create_flow(server, fake_flow(echo=True, delayMs=1))
+    chatflow_id = server.create_flow(fake_flow(echo=True, delayMs=1))
     limits = httpx.Limits(max_connections=60)
 
     async def one(client: httpx.AsyncClient, index: int) -> tuple[int, str]:
@@ -84,7 +69,7 @@ async def test_50_concurrent_streams_never_mix_tokens_even_on_one_chat(server: L
 
 
 def test_abort_sends_abort_then_end_and_stores_the_partial_answer(server: LiveServer) -> None:
-    chatflow_id = create_flow(server, fake_flow(tokenCount=2000, delayMs=5, probe="abort-live"))
+    chatflow_id = server.create_flow(fake_flow(tokenCount=2000, delayMs=5, probe="abort-live"))
     received = bytearray()
     with (
         httpx.Client(base_url=server.base_url, timeout=30) as client,
@@ -113,7 +98,7 @@ def test_abort_sends_abort_then_end_and_stores_the_partial_answer(server: LiveSe
 
 
 def test_client_disconnect_stops_the_fake_model_and_stores_the_partial_answer(server: LiveServer) -> None:
-    chatflow_id = create_flow(server, fake_flow(tokenCount=5000, delayMs=2, probe="disconnect-live"))
+    chatflow_id = server.create_flow(fake_flow(tokenCount=5000, delayMs=2, probe="disconnect-live"))
     record = probe(server.services, "disconnect-live")
     with (
         httpx.Client(base_url=server.base_url, timeout=30) as client,
@@ -142,7 +127,7 @@ def test_client_disconnect_stops_the_fake_model_and_stores_the_partial_answer(se
 
 def test_client_disconnect_closes_the_upstream_openai_stream(server: LiveServer, stub: StubServer) -> None:
     model = openai_model(stub.base_url, modelName="stub?tokens=3000&delay=0.002&case=disconnect")
-    chatflow_id = create_flow(server, chain_flow(model))
+    chatflow_id = server.create_flow(chain_flow(model))
     with (
         httpx.Client(base_url=server.base_url, timeout=30) as client,
         client.stream(
@@ -165,7 +150,7 @@ def test_client_disconnect_closes_the_upstream_openai_stream(server: LiveServer,
 
 
 def test_openai_streamed_text_equals_the_json_text(server: LiveServer, stub: StubServer) -> None:
-    chatflow_id = create_flow(server, chain_flow(openai_model(stub.base_url, modelName="stub?tokens=300")))
+    chatflow_id = server.create_flow(chain_flow(openai_model(stub.base_url, modelName="stub?tokens=300")))
     streamed = check_invariant(post_stream(server, chatflow_id, {"question": "q"}))
     plain = httpx.post(
         f"{server.base_url}/api/v1/prediction/{chatflow_id}", json={"question": "q"}, timeout=30
@@ -177,15 +162,15 @@ def test_upstream_failure_before_the_first_token_is_error_then_end(
     server: LiveServer, stub: StubServer
 ) -> None:
     model = openai_model(stub.base_url, modelName="stub?status=500&message=overloaded")
-    chatflow_id = create_flow(server, chain_flow(model))
+    chatflow_id = server.create_flow(chain_flow(model))
     frames = post_stream(server, chatflow_id, {"question": "q"})
     assert [frame.event for frame in frames] == ["error", "end"]
     assert "500" in frames[0].data and "overloaded" in frames[0].data
 
 
 def test_upstream_failure_after_some_tokens_is_error_then_end(server: LiveServer, stub: StubServer) -> None:
-    chatflow_id = create_flow(
-        server, chain_flow(openai_model(stub.base_url, modelName="stub?tokens=50&drop=7"))
+    chatflow_id = server.create_flow(
+        chain_flow(openai_model(stub.base_url, modelName="stub?tokens=50&drop=7"))
     )
     frames = post_stream(server, chatflow_id, {"question": "q"})
     assert [frame.event for frame in frames][-2:] == ["error", "end"]

@@ -7,7 +7,6 @@ import subprocess
 
 import pytest
 
-from tests.clients.conftest import create_flow
 from tests.support.flows import fake_flow
 from tests.support.server import LiveServer
 from tests.support.sse import check_invariant, parse_frames
@@ -15,7 +14,7 @@ from tests.support.sse import check_invariant, parse_frames
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_curl_streams_from_the_predictions_path(server: LiveServer) -> None:
-    chatflow_id = create_flow(server, fake_flow(tokens=["Hello", " back", "!"]))
+    chatflow_id = server.create_flow(fake_flow(tokens=["Hello", " back", "!"]))
     command = (
         f"curl -sS --max-time 30 {server.base_url}/api/v1/predictions/{chatflow_id} "
         '-H "Content-Type: application/json" -d \'{"question": "Hello world!", "streaming": true}\''

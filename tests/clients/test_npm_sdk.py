@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from tests.clients.conftest import create_flow
 from tests.support.flows import fake_flow
 from tests.support.server import LiveServer
 
@@ -38,7 +37,7 @@ def run_sdk(server: LiveServer, chatflow_id: str, question: str, streaming: bool
 
 def test_streaming_with_for_await_yields_each_event(server: LiveServer) -> None:
     tokens = ["Once", " upon", " a", " time", " 🐉", "\nend"]
-    chatflow_id = create_flow(server, fake_flow(tokens=tokens))
+    chatflow_id = server.create_flow(fake_flow(tokens=tokens))
     events = run_sdk(server, chatflow_id, "Tell me a story", streaming=True)
     assert events[0]["event"] == "start"
     assert [event["data"] for event in events if event["event"] == "token"] == tokens
@@ -46,6 +45,6 @@ def test_streaming_with_for_await_yields_each_event(server: LiveServer) -> None:
 
 
 def test_non_streaming_returns_the_json_response(server: LiveServer) -> None:
-    chatflow_id = create_flow(server, fake_flow(tokens=["plain"]))
+    chatflow_id = server.create_flow(fake_flow(tokens=["plain"]))
     [response] = run_sdk(server, chatflow_id, "Hi", streaming=False)
     assert response["text"] == "plain"

@@ -6,13 +6,12 @@ import json
 
 from flowise import Flowise, IMessage, PredictionData
 
-from tests.clients.conftest import create_flow
 from tests.support.flows import fake_flow
 from tests.support.server import LiveServer
 
 
 def test_streaming_chunks_arrive_as_json_strings_token_by_token(server: LiveServer) -> None:
-    chatflow_id = create_flow(server, fake_flow(tokens=["Why", " did", " the", " chicken", "?"]))
+    chatflow_id = server.create_flow(fake_flow(tokens=["Why", " did", " the", " chicken", "?"]))
     client = Flowise(base_url=server.base_url)
     chunks = list(
         client.create_prediction(
@@ -27,7 +26,7 @@ def test_streaming_chunks_arrive_as_json_strings_token_by_token(server: LiveServ
 
 
 def test_non_streaming_yields_one_flowise_json_response(server: LiveServer) -> None:
-    chatflow_id = create_flow(server, fake_flow(memory="bufferMemory", tokens=["Hi"]))
+    chatflow_id = server.create_flow(fake_flow(memory="bufferMemory", tokens=["Hi"]))
     client = Flowise(base_url=server.base_url)
     [response] = list(client.create_prediction(PredictionData(chatflowId=chatflow_id, question="Hello")))
     assert response["text"] == "Hi" and response["question"] == "Hello"
@@ -35,7 +34,7 @@ def test_non_streaming_yields_one_flowise_json_response(server: LiveServer) -> N
 
 
 def test_history_and_chat_id_sent_by_the_sdk_are_honoured(server: LiveServer) -> None:
-    chatflow_id = create_flow(server, fake_flow(memory="bufferMemory", echo=True))
+    chatflow_id = server.create_flow(fake_flow(memory="bufferMemory", echo=True))
     client = Flowise(base_url=server.base_url)
     data = PredictionData(
         chatflowId=chatflow_id,

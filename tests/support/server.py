@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 
@@ -40,6 +41,14 @@ class LiveServer:
     def state(self) -> AppState:
         state: AppState = self.app.state.streamwise
         return state
+
+    def create_flow(self, flow_data: str, name: str = "live flow") -> str:
+        response = httpx.post(
+            f"{self.base_url}/api/v1/chatflows", json={"name": name, "flowData": flow_data}, timeout=10
+        )
+        assert response.status_code == 200, response.text
+        chatflow_id: str = response.json()["id"]
+        return chatflow_id
 
     def call(self, coroutine: Any, timeout: float = 10.0) -> Any:
         """Run a coroutine on the server's own event loop (its repositories live there)."""

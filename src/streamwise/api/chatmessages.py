@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from streamwise.api.errors import ApiError
 from streamwise.api.state import AppState, State
@@ -41,59 +42,50 @@ async def _require_chatflow(state: AppState, chatflow_id: str) -> None:
         raise ApiError(404, f"Chatflow {chatflow_id} not found")
 
 
+@dataclass
+class MessageFilters:
+    """Flowise's query parameters for choosing stored messages (GET and DELETE share them)."""
+
+    chatId: str | None = None
+    sessionId: str | None = None
+    memoryType: str | None = None
+    chatType: str | None = None
+    messageId: str | None = None
+    startDate: str | None = None
+    endDate: str | None = None
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {
+            "chat_id": self.chatId,
+            "session_id": self.sessionId,
+            "memory_type": self.memoryType,
+            "chat_type": _chat_types(self.chatType),
+            "message_id": self.messageId,
+            "start_date": self.startDate,
+            "end_date": self.endDate,
+        }
+
+
+Filters = Annotated[MessageFilters, Depends()]
+
+
 @router.get("/{chatflow_id}")
 async def list_messages(
-    chatflow_id: str,
-    state: State,
-    chatId: str | None = None,
-    sessionId: str | None = None,
-    memoryType: str | None = None,
-    chatType: str | None = None,
-    messageId: str | None = None,
-    order: str | None = None,
-    startDate: str | None = None,
-    endDate: str | None = None,
+    chatflow_id: str, state: State, filters: Filters, order: str | None = None
 ) -> list[dict[str, Any]]:
     await _require_chatflow(state, chatflow_id)
     try:
-        records = await state.messages.list(
-            chatflow_id,
-            chat_id=chatId,
-            session_id=sessionId,
-            memory_type=memoryType,
-            chat_type=_chat_types(chatType),
-            message_id=messageId,
-            order=_order(order),
-            start_date=startDate,
-            end_date=endDate,
-        )
+        records = await state.messages.list(chatflow_id, order=_order(order), **filters.as_kwargs())
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
     return [record.to_json() for record in records]
 
 
 @router.delete("/{chatflow_id}")
-async def delete_messages(
-    chatflow_id: str,
-    state: State,
-    chatId: str | None = None,
-    sessionId: str | None = None,
-    memoryType: str | None = None,
-    chatType: str | None = None,
-    startDate: str | None = None,
-    endDate: str | None = None,
-) -> dict[str, Any]:
+async def delete_messages(chatflow_id: str, state: State, filters: Filters) -> dict[str, Any]:
     await _require_chatflow(state, chatflow_id)
     try:
-        removed = await state.messages.delete(
-            chatflow_id,
-            chat_id=chatId,
-            session_id=sessionId,
-            memory_type=memoryType,
-            chat_type=_chat_types(chatType),
-            start_date=startDate,
-            end_date=endDate,
-        )
+        removed = await state.messages.delete(chatflow_id, **filters.as_kwargs())
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
     return {"raw": [], "affected": removed}
