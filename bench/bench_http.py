@@ -38,6 +38,7 @@ class Dialect:
     token_marker: bytes  # occurs once in every token event
     empty_token: bytes  # token_marker followed by an empty string
     end_frame: bytes  # the last frame, without its b"\n\n"
+    error_marker: bytes  # starts an in-stream error event: the stream failed even if it ends well
 
     @property
     def end_suffix(self) -> bytes:
@@ -51,12 +52,14 @@ OPENAI = Dialect(
     token_marker=b'"delta":{"content":',
     empty_token=b'"delta":{"content":""',
     end_frame=b"data: [DONE]",
+    error_marker=b'data: {"error"',
 )
 FLOWISE = Dialect(
     "flowise",
     token_marker=b'data:{"event":"token","data":',
     empty_token=b'data:{"event":"token","data":""',
     end_frame=b'message:\ndata:{"event":"end","data":"[DONE]"}',
+    error_marker=b'data:{"event":"error","data":',
 )
 
 
@@ -197,6 +200,10 @@ class _Connection(asyncio.Protocol):
             result.empty_tokens += empty
             result.last_token = now
         result.frames += region.count(b"\n\n")
+        at = region.find(dialect.error_marker)
+        if at >= 0 and result.error is None:
+            line = region[at:].split(b"\n", 1)[0]
+            result.error = "in-stream error: " + line.decode(errors="replace")[:300]
         if region.endswith(dialect.end_suffix):
             result.ended = now
             result.end_last = True

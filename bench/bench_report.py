@@ -249,6 +249,10 @@ def render(s: dict[str, Any]) -> str:
         ],
         rows,
     )
+    for level, sides in s["concurrency"]["levels"].items():
+        for name, label in (("streamwise", "Streamwise"), ("stub", "stub direct")):
+            for error in sides[name].get("errors_all", []):
+                out += ["", f"Failed stream ({level} streams, {label}): `{error}`"]
     fifty = s["concurrency"]["levels"]["50"]
     out += [
         "",

@@ -105,7 +105,7 @@ class Plan:
     def make(cls, quick: bool) -> Plan:
         if quick:
             return cls(True, 3, 5, 5, 1, (50, 200), 3, 64, 3.0)
-        return cls(False, 6, 15, 15, 3, (50, 200), 9, 128, 6.0)
+        return cls(False, 6, 15, 15, 3, (50, 200), 15, 128, 6.0)
 
 
 def log(message: str) -> None:
@@ -265,6 +265,8 @@ def load_figures(load: LoadResult) -> dict[str, Any]:
         "ttft_max_s": round(ttfts[-1], 3) if ttfts else None,
         "ttft_median_s": round(statistics.median(ttfts), 3) if ttfts else None,
         "streams_with_first_token": len(ttfts),
+        # What went wrong, when anything did (in-stream errors included), so a report can say why.
+        "errors": sorted({r.error for r in load.results if r.error})[:3],
     }
 
 
@@ -283,6 +285,7 @@ async def load_level(side: Side, streams: int, repeats: int) -> dict[str, Any]:
         "repeats_ttft_max_s": worst_ttft,
         "ttft_max_all_s": None if None in worst_ttft else max(worst_ttft),
         "failures_all": sum(r["failures"] for r in runs),
+        "errors_all": sorted({error for r in runs for error in r["errors"]})[:3],
         "token_events_expected": streams * LONG_TOKENS,
     }
 
