@@ -153,6 +153,20 @@ def memory_kib(pid: int) -> dict[str, int]:
     return values
 
 
+def thread_cpu(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) each thread of `pid` has used so far, by thread id."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: dict[int, float] = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        used[int(tid)] = (int(fields[11]) + int(fields[12])) / tick
+    return used
+
+
 def machine() -> dict[str, str | int]:
     model = "unknown"
     try:

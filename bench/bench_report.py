@@ -335,6 +335,14 @@ def render(s: dict[str, Any]) -> str:
             f"(server vs it: {local['ratio_vs_measure_direct']:.3f}). Through the server, request to end: "
             f"{local['server_end_to_end_tps']:.1f} tokens/s. Loading the model in the server plus its first "
             f"answer: {local['server_load_and_first_answer_s']:.2f} s.",
+            "",
+            "Where the server's time goes while it streams the embedded model: its event loop (the main",
+            f"thread) used {local['loop_cpu_us_per_token']} µs of CPU per token, "
+            f"{100 * (local['server_cpu_share_of_loop'] or 0):.1f}% of the server's CPU; llama.cpp's two "
+            "decoding threads used the rest, busy on both cores. Each token costs the loop a wake-up from",
+            "the decoding thread, a socket write and an epoll round (mostly system calls, in uvloop's C code",
+            "by py-spy), and the client's read; on two cores all of that competes with llama.cpp's threads,",
+            "which calling xllamacpp directly does not have to share.",
         ]
     else:
         out.append(str(local.get("skipped") or local.get("error") or "not run"))

@@ -64,6 +64,7 @@ from bench_procs import (  # noqa: E402
     start_stub,
     stop,
     summarise_profile,
+    thread_cpu,
     wait_for_quiet,
 )
 from bench_report import NOISY_CORE_SECONDS, NOISY_SHARE, render  # noqa: E402
@@ -412,6 +413,7 @@ async def local_model(server: Proc, plan: Plan) -> dict[str, Any]:
 
         served: list[StreamResult] = []
         direct: list[DecodeTiming] = []
+        loop_cpu = other_cpu = 0.0  # server CPU seconds during its runs: event loop, all threads
         colleague: list[float] = []
         log(f"embedded model: {plan.local_runs} alternating runs of {tokens} tokens each")
         for round_ in range(plan.local_runs):
@@ -420,7 +422,12 @@ async def local_model(server: Proc, plan: Plan) -> dict[str, Any]:
                 steps.reverse()
             for step in steps:
                 if step == "server":
+                    before = thread_cpu(server.pid)
                     result = await stream_once(pool, target, LOCAL_TIMEOUT)
+                    after = thread_cpu(server.pid)
+                    # The event loop is the process's main thread, whose id is the pid.
+                    loop_cpu += after.get(server.pid, 0.0) - before.get(server.pid, 0.0)
+                    other_cpu += sum(after.values()) - sum(before.values())
                     if not result.ok or result.first_token is None or result.tokens < 2:
                         return {"error": f"a local-model stream failed: {result.status} {result.error}"}
                     served.append(result)
@@ -461,6 +468,8 @@ async def local_model(server: Proc, plan: Plan) -> dict[str, Any]:
         "ratio_of_medians": round(server_tps / direct_tps, 3),
         "paired_ratios": [round(v, 3) for v in paired],
         "ratio_vs_measure_direct": round(server_tps / colleague_tps, 3),
+        "loop_cpu_us_per_token": round(loop_cpu * 1e6 / max(1, sum(r.tokens for r in served))),
+        "server_cpu_share_of_loop": round(loop_cpu / other_cpu, 3) if other_cpu else None,
         "target": TARGETS["local_ratio"]["target"],
         "pass": ratio >= TARGETS["local_ratio"]["target"],
     }
