@@ -152,8 +152,11 @@ async def test_two_runs_on_the_same_chat_never_mix_tokens() -> None:
     manager = RunManager(InMemoryMessageStore())
     a = manager.start(request("same"), chain(ScriptedFakeChatModel(tuple("A" * 200), delay=0.0005)))
     b = manager.start(request("same"), chain(ScriptedFakeChatModel(tuple("B" * 200), delay=0.0005)))
+    assert manager.get(a.id) is a and manager.get(b.id) is b and a.id != b.id
     assert assert_invariant(await run_to_end(a)) == "A" * 200
     assert assert_invariant(await run_to_end(b)) == "B" * 200
+    await asyncio.sleep(0)  # the done-callbacks run
+    assert manager.get(a.id) is None and len(manager) == 0 and manager.pacer.active == 0
 
 
 async def test_abort_by_chat_stops_every_run_of_that_chat_only() -> None:

@@ -9,7 +9,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import uvicorn
@@ -49,10 +48,6 @@ class LiveServer:
         assert response.status_code == 200, response.text
         chatflow_id: str = response.json()["id"]
         return chatflow_id
-
-    def call(self, coroutine: Any, timeout: float = 10.0) -> Any:
-        """Run a coroutine on the server's own event loop (its repositories live there)."""
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
 
 @contextmanager

@@ -14,6 +14,8 @@ from streamwise.engine.events import End, Event
 
 
 class EventLog:
+    """Implements the engine's `EventSink`, and lets transports read what was emitted."""
+
     def __init__(self) -> None:
         self._events: list[Event] = []
         self._waiters: list[asyncio.Future[bool]] = []
@@ -54,9 +56,6 @@ class EventLog:
                 timer.cancel()
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
-
-    def read(self, cursor: int) -> list[Event]:
-        return self._events[cursor:]
 
     async def batches(self, cursor: int = 0, idle: float | None = None) -> AsyncIterator[list[Event]]:
         """Yield lists of new events until `End` has been yielded.

@@ -18,6 +18,7 @@ from streamwise.engine.eventlog import EventLog
 from streamwise.engine.events import Abort, End, Error, Metadata, Start, Token
 from streamwise.engine.pacing import Pacer
 from streamwise.engine.ports import Answerer, ChatTurn, Exchange, MessageStore, RunStatus, SessionContext
+from streamwise.engine.sink import EventSink
 
 logger = logging.getLogger("streamwise.run")
 
@@ -75,10 +76,6 @@ class Run:
             self._task = asyncio.create_task(self._execute(), name=f"run-{self.id}")
         return self._task
 
-    @property
-    def done(self) -> bool:
-        return self.outcome is not None
-
     def cancel(self, reason: CancelReason) -> bool:
         """Stop the run; False when it had already finished or was already being stopped."""
         if self._task is None or self._task.done() or self.cancel_reason is not None:
@@ -91,7 +88,8 @@ class Run:
         return await asyncio.shield(self.start())
 
     async def _execute(self) -> RunOutcome:
-        request, log = self.request, self.log
+        request = self.request
+        log: EventSink = self.log
         session = SessionContext(
             chatflow_id=request.chatflow_id,
             chat_id=request.chat_id,

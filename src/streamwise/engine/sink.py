@@ -11,13 +11,3 @@ class EventSink(Protocol):
     """Receives a run's events in order. `emit` must not block: it is on the token hot path."""
 
     def emit(self, event: Event) -> None: ...
-
-
-class CollectingSink:
-    """Keeps every event in a list; for non-streaming callers and tests."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
