@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -41,6 +42,12 @@ def services(runtime: LocalModelRuntime) -> NodeServices:
 
 def build(services: NodeServices, **inputs: object) -> ChatLocalModel:
     return SPEC.build("chatLocalModel_0", inputs, services)  # type: ignore[return-value]
+
+
+def still_decoding(model: ChatLocalModel) -> ChatLocalModel:
+    """The same model, told to ignore end-of-sequence: a cancellation test must not race the answer's end."""
+    sampling = dataclasses.replace(model.sampling, ignore_eos=True)
+    return ChatLocalModel(model.runtime, sampling, streaming=model.streaming)
 
 
 async def settled(runtime: LocalModelRuntime) -> dict[str, float]:
@@ -124,7 +131,7 @@ async def test_not_streaming_yields_one_chunk(services: NodeServices) -> None:
 @pytest.mark.slow
 @needs_model
 async def test_cancelling_the_consumer_stops_decoding(services: NodeServices) -> None:
-    model = build(services, maxTokens=512)
+    model = still_decoding(build(services, maxTokens=512))
     runtime = model.runtime
     baseline = threading.active_count()
     before = await settled(runtime)
@@ -160,7 +167,7 @@ async def test_cancelling_the_consumer_stops_decoding(services: NodeServices) ->
 @pytest.mark.slow
 @needs_model
 async def test_closing_the_generator_stops_decoding(services: NodeServices) -> None:
-    model = build(services, maxTokens=512)
+    model = still_decoding(build(services, maxTokens=512))
     runtime = model.runtime
     baseline = threading.active_count()
     before = await settled(runtime)
@@ -216,6 +223,7 @@ async def test_closing_the_runtime_ends_streams_with_an_error() -> None:
         top_p=0.9,
         repeat_penalty=1.1,
         max_tokens=512,
+        ignore_eos=True,  # the answer must still be decoding when the runtime closes
     )
     baseline = threading.active_count()
     try:
