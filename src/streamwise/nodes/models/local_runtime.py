@@ -113,6 +113,7 @@ class _Run:
         self.stop = threading.Event()
         self.aborted = False  # the runtime is closing, not the consumer
         self.cut = False  # decoding was stopped (or never started) because of `stop`
+        self.complete = False  # llama.cpp said why the answer ended (a finish_reason): it is whole
         self.stats = RunStats()
 
     def request_stop(self) -> None:
@@ -148,6 +149,8 @@ class _Run:
             content = delta.get("content") if isinstance(delta, Mapping) else None
             if isinstance(content, str) and content:
                 self.post(content)
+            if isinstance(choice, Mapping) and choice.get("finish_reason"):
+                self.complete = True
         return self.stop.is_set()
 
     def end(self) -> None:
@@ -369,7 +372,10 @@ class LocalModelRuntime:
             # After close() the last holder frees the native server (joining llama.cpp's threads):
             # let that be this worker, not whoever ends up owning a traceback that references us.
             del server
-        if run.aborted and run.cut:
+        # A shutdown that cut the answer short must not pass for its end. Not every cut shows up as a
+        # callback after `stop` (the native call may return without one), so an answer counts as
+        # whole only when llama.cpp gave a finish_reason.
+        if run.aborted and (run.cut or not run.complete):
             raise LocalModelError("the embedded model was shut down before the answer was complete")
 
     def close(self) -> None:
