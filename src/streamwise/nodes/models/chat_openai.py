@@ -32,6 +32,10 @@ from streamwise.nodes.registry import NodeSpec
 from streamwise.nodes.services import NodeServices
 
 OFFICIAL_BASE_URL = "https://api.openai.com/v1"
+# The transport's default (100 connections) silently queued streams 101+ behind the others. Idle
+# connections are let go after 4 s, before a server's usual 5 s keep-alive closes them under us: the
+# aiohttp transport reports a reused connection that the server closed as a connect timeout.
+UPSTREAM_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=4.0)
 NO_KEY = "sk-no-key-required"  # local OpenAI-compatible servers accept any key; the SDK insists on one
 
 # Failures of the body read, which the SDK does not wrap (it only wraps the request itself).
@@ -229,7 +233,7 @@ def shared_client(
             default_headers=dict(headers) or None,
             # aiohttp parses HTTP in C: reading a 2000-chunk stream takes about half the time of the
             # default pure-Python transport (measured in bench/), and the SDK keeps its request building.
-            http_client=openai.DefaultAioHttpClient(),
+            http_client=openai.DefaultAioHttpClient(limits=UPSTREAM_LIMITS),
         )
         services.cache[key] = client
     return client
