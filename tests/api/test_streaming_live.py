@@ -175,3 +175,27 @@ def test_upstream_failure_after_some_tokens_is_error_then_end(server: LiveServer
     frames = post_stream(server, chatflow_id, {"question": "q"})
     assert [frame.event for frame in frames][-2:] == ["error", "end"]
     assert check_invariant(frames) == "".join(f"t{i} " for i in range(7))
+
+
+async def test_150_streams_reach_the_upstream_at_once_not_queued_behind_a_pool_cap(
+    server: LiveServer, stub: StubServer
+) -> None:
+    model = openai_model(stub.base_url, modelName="stub?tokens=40&delay=0.05&case=wide")
+    chatflow_id = server.create_flow(chain_flow(model))
+    limits = httpx.Limits(max_connections=200)
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=60, limits=limits) as client:
+
+        async def one() -> str:
+            response = await client.post(
+                f"/api/v1/prediction/{chatflow_id}", json={"question": "q", "streaming": True}
+            )
+            return check_invariant(parse_frames(response.content))
+
+        async with asyncio.timeout(60):
+            texts = await asyncio.gather(*(one() for _ in range(150)))
+    assert set(texts) == {"".join(f"t{i} " for i in range(40))}
+    records = [r for r in stub.records() if "case=wide" in r.model]
+    assert len(records) == 150
+    # Each answer takes 2 s upstream; all 150 must have been open together at some moment.
+    last_start = max(r.started for r in records)
+    assert all(r.ended is not None and r.ended > last_start for r in records)
