@@ -12,16 +12,28 @@ from streamwise.api.errors import ApiError
 from streamwise.wire.requests import BadRequest, decode_body
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"Request body is larger than the limit of {limit} bytes")
+
+
+def _declared_size(request: Request, limit: int) -> int | None:
+    """The Content-Length, if given; refused at once when it is over the limit."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"Request body is larger than the limit of {limit} bytes")
+    if declared is None or not declared.isdigit():
+        return None
+    if int(declared) > limit:
+        raise _too_large(limit)
+    return int(declared)
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    _declared_size(request, limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in request.stream():  # a sender may lie about (or omit) its length
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, f"Request body is larger than the limit of {limit} bytes")
+            raise _too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -30,11 +42,8 @@ async def read_fields(request: Request, limit: int) -> Mapping[str, Any]:
     """JSON, form-urlencoded or multipart body → fields (files in multipart are set aside)."""
     content_type = request.headers.get("content-type", "application/json")
     if content_type.lower().startswith("multipart/form-data"):
-        declared = request.headers.get("content-length")
-        if declared is None or not declared.isdigit():
+        if _declared_size(request, limit) is None:
             raise ApiError(411, "A multipart request needs a Content-Length header")
-        if int(declared) > limit:
-            raise ApiError(413, f"Request body is larger than the limit of {limit} bytes")
         try:
             form = await request.form()
         except Exception as exc:

@@ -52,6 +52,13 @@ def public_message(exc: BaseException) -> str:
     return message if len(message) <= _MAX_ERROR_CHARS else message[: _MAX_ERROR_CHARS - 1] + "…"
 
 
+def _absorb_cancellation() -> None:
+    """The run handles its own cancellation: undo the request so later awaits are not cut short."""
+    current = asyncio.current_task()
+    if current is not None:
+        current.uncancel()
+
+
 class Run:
     def __init__(
         self, request: RunRequest, answerer: Answerer, store: MessageStore, pacer: Pacer | None = None
@@ -118,9 +125,7 @@ class Run:
         except asyncio.CancelledError:
             if self.cancel_reason is None:
                 raise  # not ours: the event loop is going away
-            current = asyncio.current_task()
-            if current is not None:
-                current.uncancel()
+            _absorb_cancellation()
             if self.cancel_reason == "shutdown":
                 status, error = "error", SHUTDOWN_MESSAGE
                 log.emit(Error(SHUTDOWN_MESSAGE))
@@ -165,9 +170,7 @@ class Run:
             try:
                 await asyncio.shield(save)
             except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None:
-                    current.uncancel()
+                _absorb_cancellation()
             except Exception:
                 break
         return save.exception()
