@@ -15,7 +15,7 @@ import httpx
 
 from tests.support.flows import fake_flow
 from tests.support.server import free_port
-from tests.support.sse import check_invariant, parse_frames
+from tests.support.sse import check_invariant, parse_frames, stream_acting_once
 
 # uvicorn re-raises the signal once it has shut down gracefully, so the exit status reports SIGTERM.
 GRACEFUL = (0, -signal.SIGTERM)
@@ -92,23 +92,14 @@ def test_sigterm_sends_error_then_end_stores_the_partial_answer_and_exits(tmp_pa
             json={"name": "slow", "flowData": fake_flow(tokenCount=5000, delayMs=5)},
         )
         chatflow_id = created.json()["id"]
-        received = bytearray()
-        with (
-            httpx.Client(timeout=30) as client,
-            client.stream(
-                "POST",
-                f"{base}/api/v1/prediction/{chatflow_id}",
-                json={"question": "q", "streaming": True, "chatId": "drain"},
-            ) as response,
-        ):
-            signalled = False
-            for chunk in response.iter_bytes():
-                received.extend(chunk)
-                if not signalled and received.count(b'"event":"token"') >= 3:
-                    process.send_signal(signal.SIGTERM)
-                    signalled = True
+        received = stream_acting_once(
+            f"{base}/api/v1/prediction/{chatflow_id}",
+            {"question": "q", "streaming": True, "chatId": "drain"},
+            after_tokens=3,
+            act=lambda: process.send_signal(signal.SIGTERM),
+        )
         assert process.wait(20) in GRACEFUL
-    frames = parse_frames(bytes(received))
+    frames = parse_frames(received)
     assert [(f.event, f.data) for f in frames][-2:] == [("error", "server shutting down"), ("end", "[DONE]")]
     partial = check_invariant(frames)
     assert partial

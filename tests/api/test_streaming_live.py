@@ -14,7 +14,7 @@ from streamwise.nodes.models.fake import probe
 from tests.support.flows import chain_flow, fake_flow, openai_model
 from tests.support.openai_stub import StubServer, serve_in_thread
 from tests.support.server import LiveServer
-from tests.support.sse import Frame, check_invariant, parse_frames
+from tests.support.sse import Frame, check_invariant, hang_up_after, parse_frames, stream_acting_once
 
 
 @pytest.fixture(scope="module")
@@ -70,23 +70,18 @@ async def test_50_concurrent_streams_never_mix_tokens_even_on_one_chat(server: L
 
 def test_abort_sends_abort_then_end_and_stores_the_partial_answer(server: LiveServer) -> None:
     chatflow_id = server.create_flow(fake_flow(tokenCount=2000, delayMs=5, probe="abort-live"))
-    received = bytearray()
-    with (
-        httpx.Client(base_url=server.base_url, timeout=30) as client,
-        client.stream(
-            "POST",
-            f"/api/v1/prediction/{chatflow_id}",
-            json={"question": "q", "streaming": True, "chatId": "ab"},
-        ) as response,
-    ):
-        aborted = False
-        for chunk in response.iter_bytes():
-            received.extend(chunk)
-            if not aborted and received.count(b'"event":"token"') >= 5:
-                reply = client.put(f"/api/v1/chatmessage/abort/{chatflow_id}/ab")
-                assert reply.json()["aborted"] == 1
-                aborted = True
-    frames = parse_frames(bytes(received))
+
+    def abort() -> None:
+        reply = httpx.put(f"{server.base_url}/api/v1/chatmessage/abort/{chatflow_id}/ab")
+        assert reply.json()["aborted"] == 1
+
+    received = stream_acting_once(
+        f"{server.base_url}/api/v1/prediction/{chatflow_id}",
+        {"question": "q", "streaming": True, "chatId": "ab"},
+        after_tokens=5,
+        act=abort,
+    )
+    frames = parse_frames(received)
     assert [frame.event for frame in frames][-2:] == ["abort", "end"]
     text = check_invariant(frames)
     assert 5 * len("t0 ") <= len(text) < len("".join(f"t{i} " for i in range(2000)))
@@ -100,17 +95,8 @@ def test_abort_sends_abort_then_end_and_stores_the_partial_answer(server: LiveSe
 def test_client_disconnect_stops_the_fake_model_and_stores_the_partial_answer(server: LiveServer) -> None:
     chatflow_id = server.create_flow(fake_flow(tokenCount=5000, delayMs=2, probe="disconnect-live"))
     record = probe(server.services, "disconnect-live")
-    with (
-        httpx.Client(base_url=server.base_url, timeout=30) as client,
-        client.stream(
-            "POST",
-            f"/api/v1/prediction/{chatflow_id}",
-            json={"question": "q", "streaming": True, "chatId": "dc"},
-        ) as response,
-    ):
-        for chunk in response.iter_bytes():
-            if b'"event":"token"' in chunk:
-                break
+    body = {"question": "q", "streaming": True, "chatId": "dc"}
+    hang_up_after(f"{server.base_url}/api/v1/prediction/{chatflow_id}", body, tokens=1)
     wait_until(lambda: record.cancelled == 1, within=5)
     stopped_at = record.emitted
     time.sleep(0.2)
@@ -128,17 +114,8 @@ def test_client_disconnect_stops_the_fake_model_and_stores_the_partial_answer(se
 def test_client_disconnect_closes_the_upstream_openai_stream(server: LiveServer, stub: StubServer) -> None:
     model = openai_model(stub.base_url, modelName="stub?tokens=3000&delay=0.002&case=disconnect")
     chatflow_id = server.create_flow(chain_flow(model))
-    with (
-        httpx.Client(base_url=server.base_url, timeout=30) as client,
-        client.stream(
-            "POST", f"/api/v1/prediction/{chatflow_id}", json={"question": "q", "streaming": True}
-        ) as response,
-    ):
-        seen = 0
-        for chunk in response.iter_bytes():
-            seen += chunk.count(b'"event":"token"')
-            if seen >= 10:
-                break
+    body = {"question": "q", "streaming": True}
+    hang_up_after(f"{server.base_url}/api/v1/prediction/{chatflow_id}", body, tokens=10)
 
     def upstream_closed() -> bool:
         records = [r for r in stub.records() if "case=disconnect" in r.model]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import httpx
 
 
 @dataclass(frozen=True)
@@ -37,3 +40,30 @@ def check_invariant(frames: list[Frame]) -> str:
     if "token" in names:
         assert "start" in names and names.index("start") < names.index("token"), names
     return "".join(frame.data for frame in frames if frame.event == "token")
+
+
+TOKEN_EVENT = b'"event":"token"'
+
+
+def stream_acting_once(url: str, body: dict[str, Any], after_tokens: int, act: Callable[[], object]) -> bytes:
+    """POST a streaming prediction and read it to the end, calling `act` once `after_tokens` token
+    events have arrived (to abort it, or to signal the server). Returns every byte received."""
+    received = bytearray()
+    acted = False
+    with httpx.Client(timeout=30) as client, client.stream("POST", url, json=body) as response:
+        for chunk in response.iter_bytes():
+            received.extend(chunk)
+            if not acted and received.count(TOKEN_EVENT) >= after_tokens:
+                act()
+                acted = True
+    return bytes(received)
+
+
+def hang_up_after(url: str, body: dict[str, Any], tokens: int) -> None:
+    """POST a streaming prediction and close the connection once `tokens` token events have arrived."""
+    seen = 0
+    with httpx.Client(timeout=30) as client, client.stream("POST", url, json=body) as response:
+        for chunk in response.iter_bytes():
+            seen += chunk.count(TOKEN_EVENT)
+            if seen >= tokens:
+                return
