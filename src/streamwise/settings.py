@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -25,6 +28,43 @@ class Settings(BaseSettings):
         15.0, gt=0, description="Keep-alive comment interval on a silent stream."
     )
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest accepted request body.")
+    body_timeout_seconds: float = Field(
+        30.0, gt=0, description="Deadline for receiving a whole request body; a slower one gets 408."
+    )
+    max_flow_nodes: int = Field(1000, gt=0, description="Most nodes a chatflow's flowData may have.")
+    max_flow_edges: int = Field(5000, gt=0, description="Most edges a chatflow's flowData may have.")
+    max_history_turns: int = Field(
+        1000,
+        gt=0,
+        description="Most earlier turns sent to a model: a request's `history`, and what memory loads "
+        "(the newest are kept).",
+    )
+    max_message_chars: int = Field(
+        200_000, gt=0, description="Longest question, or turn of a request's `history`, in characters."
+    )
+    model_timeout_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="Deadline for a model's first byte and for each silence between its chunks "
+        "(a node's own `timeout` input wins).",
+    )
+    stream_buffer_bytes: int = Field(
+        4 * 1024 * 1024,
+        gt=0,
+        description="Events a streaming client may leave unread before it is cut off (the run goes on "
+        "and is stored).",
+    )
+    flow_cache_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, description="Memory for parsed chatflows kept between requests."
+    )
+    checkpoint_seconds: float = Field(
+        1.0, gt=0, description="How often a growing answer is saved while tokens flow."
+    )
+    model_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Directories `chatLocalModel`'s modelPath may name files in; default: the bundled "
+        "model's directory and `models/` in the data directory.",
+    )
     shutdown_grace_seconds: float = Field(
         10.0, ge=0, description="On SIGTERM, how long running streams get to send error/end and be stored."
     )
@@ -45,6 +85,16 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("model_dirs", mode="before")
+    @classmethod
+    def _split_dirs(cls, value: object) -> object:
+        """A JSON array, or a plain `dir1:dir2` list (PATH style)."""
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [part for part in value.split(os.pathsep) if part.strip()]
+        return value
 
     @property
     def resolved_database_url(self) -> str:

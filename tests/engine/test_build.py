@@ -7,8 +7,8 @@ import json
 import pytest
 
 from streamwise.engine.build import build_answerer, node_inputs
-from streamwise.engine.errors import NodeConfigError
 from streamwise.engine.graph import parse_flow_data
+from streamwise.errors import NodeConfigError
 from streamwise.nodes.chains.conversation_chain import ConversationChain
 from streamwise.nodes.models.fake import ScriptedFakeChatModel
 from streamwise.nodes.registry import default_registry

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from streamwise.engine.errors import GraphError
 from streamwise.engine.graph import parse_flow_data
+from streamwise.errors import GraphError
 from streamwise.nodes.registry import default_registry
 from tests.support.flows import edge, fake_flow, fake_model, node, ref
 
@@ -81,10 +81,19 @@ def test_two_answering_nodes_are_refused() -> None:
         ("{nope", "not valid JSON"),
         ("[]", "JSON object"),
         ('{"nodes": []}', "no nodes"),
-        ('{"nodes": [{"data": {}}]}', "has no id"),
-        ('{"nodes": [{"id": "a"}]}', "a has no data"),
-        ('{"nodes": [{"id": "a", "data": {"inputs": {}}}]}', "a has no data.name"),
-        ('{"nodes": [{"id": "a", "data": {"name": "llmChain", "inputs": 3}}]}', "inputs must be an object"),
+        ('{"nodes": [{"data": {}}]}', r"Node #0: field 'id': field required"),
+        ('{"nodes": [{"id": "a"}]}', r"Node a: field 'data': field required"),
+        ('{"nodes": [{"id": "a", "data": {"inputs": {}}}]}', r"Node a: field 'data.name': field required"),
+        (
+            '{"nodes": [{"id": "a", "data": {"name": "llmChain", "inputs": 3}}]}',
+            r"Node a: field 'data.inputs': .*dictionary \(got int\)",
+        ),
+        (
+            '{"nodes": [{"id": "a", "data": {"name": "llmChain", "inputParams": 5}}]}',
+            r"Node a: .*inputParams",
+        ),
+        ('{"nodes": [5]}', r"Node #0 must be an object"),
+        ('{"nodes": [{"id": 7, "data": {"name": "llmChain"}}]}', r"Node #0: field 'id'.*\(got int\)"),
     ],
 )
 def test_malformed_flow_data_is_refused(flow_data: str, message: str) -> None:

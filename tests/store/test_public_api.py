@@ -9,6 +9,7 @@ def test_exported_names_are_pinned() -> None:
         "CHATFLOW_EDITABLE_FIELDS",
         "DEFAULT_CHATFLOW_TYPE",
         "USER_MESSAGE",
+        "CachedChatflow",
         "ChatflowCache",
         "ChatflowRecord",
         "ChatflowRepository",

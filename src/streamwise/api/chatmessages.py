@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
-from streamwise.api.errors import ApiError
 from streamwise.api.state import AppState, State
+from streamwise.errors import BadRequest, NotFound
 
 router = APIRouter(prefix="/api/v1/chatmessage")
 
@@ -26,20 +26,20 @@ def _chat_types(raw: str | None) -> list[str] | None:
         parsed = raw
     values = parsed if isinstance(parsed, list) else [parsed]
     if not all(isinstance(value, str) and value in CHAT_TYPES for value in values):
-        raise ApiError(400, "Query 'chatType' must be EXTERNAL, INTERNAL or a JSON list of them")
+        raise BadRequest("Query 'chatType' must be EXTERNAL, INTERNAL or a JSON list of them")
     return [str(value) for value in values]
 
 
 def _order(raw: str | None) -> str:
     value = (raw or "ASC").upper()
     if value not in {"ASC", "DESC"}:
-        raise ApiError(400, "Query 'order' must be ASC or DESC")
+        raise BadRequest("Query 'order' must be ASC or DESC")
     return value
 
 
 async def _require_chatflow(state: AppState, chatflow_id: str) -> None:
     if await state.chatflows.get(chatflow_id) is None:
-        raise ApiError(404, f"Chatflow {chatflow_id} not found")
+        raise NotFound(f"Chatflow {chatflow_id} not found")
 
 
 @dataclass
@@ -77,7 +77,7 @@ async def list_messages(
     try:
         records = await state.messages.list(chatflow_id, order=_order(order), **filters.as_kwargs())
     except ValueError as exc:
-        raise ApiError(400, str(exc)) from None
+        raise BadRequest(str(exc)) from None
     return [record.to_json() for record in records]
 
 
@@ -87,11 +87,12 @@ async def delete_messages(chatflow_id: str, state: State, filters: Filters) -> d
     try:
         removed = await state.messages.delete(chatflow_id, **filters.as_kwargs())
     except ValueError as exc:
-        raise ApiError(400, str(exc)) from None
+        raise BadRequest(str(exc)) from None
     return {"raw": [], "affected": removed}
 
 
-@router.put("/abort/{chatflow_id}/{chat_id}")
+# `:path`: a chat id may hold a "/" (ids come from clients), and every chat must be abortable.
+@router.put("/abort/{chatflow_id}/{chat_id:path}")
 async def abort(chatflow_id: str, chat_id: str, state: State) -> dict[str, Any]:
     stopped = state.runs.cancel_chat(chatflow_id, chat_id, "abort")
     return {"status": 200, "message": "Chat message aborted", "aborted": stopped}

@@ -1,4 +1,9 @@
-"""Every failure before the first byte becomes an HTTP status with Flowise's error JSON."""
+"""Every failure before the first byte becomes an HTTP status with Flowise's error JSON.
+
+`STATUS` is the one table from the exception tree (`streamwise.errors`) to HTTP statuses; the most
+specific class wins. Messages are the exceptions' own, which are written to be shown; `detail` (what
+only the log may see) goes to the log.
+"""
 
 from __future__ import annotations
 
@@ -8,37 +13,75 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
-from streamwise.engine.errors import FlowError
+from streamwise.errors import (
+    BadRequest,
+    BodyTimeout,
+    BodyTooLarge,
+    Conflict,
+    FlowError,
+    InternalError,
+    LengthRequired,
+    LimitExceeded,
+    ModelError,
+    ModelRateLimited,
+    ModelTimeout,
+    NotFound,
+    ShuttingDown,
+    StorageError,
+    StreamwiseError,
+)
 from streamwise.wire.errors import error_body
-from streamwise.wire.requests import BadRequest
 
 logger = logging.getLogger("streamwise.api")
 
+STATUS: dict[type[StreamwiseError], int] = {
+    BadRequest: 400,
+    BodyTooLarge: 413,
+    BodyTimeout: 408,
+    LengthRequired: 411,
+    LimitExceeded: 400,
+    NotFound: 404,
+    Conflict: 409,
+    FlowError: 400,
+    ModelError: 502,
+    ModelRateLimited: 429,
+    ModelTimeout: 504,
+    StorageError: 503,
+    ShuttingDown: 503,
+    InternalError: 500,
+}
 
-class ApiError(Exception):
-    def __init__(self, status_code: int, message: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.message = message
+
+def status_of(error: StreamwiseError) -> int:
+    for cls in type(error).__mro__:
+        status = STATUS.get(cls)
+        if status is not None:
+            return status
+    return 500
 
 
-def error_response(status_code: int, message: str) -> JSONResponse:
-    return JSONResponse(error_body(status_code, message), status_code=status_code)
+def error_response(status_code: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status_code, message), status_code=status_code, headers=headers)
+
+
+def response_for(error: StreamwiseError) -> JSONResponse:
+    """The HTTP answer for a failure of the tree, with the headers some of them call for."""
+    headers: dict[str, str] = {}
+    if isinstance(error, BodyTimeout):
+        headers["Connection"] = "close"  # the rest of that body may never come
+    if isinstance(error, ModelRateLimited) and error.retry_after:
+        headers["Retry-After"] = error.retry_after
+    return error_response(status_of(error), error.message, headers or None)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status_code, exc.message)
-
-    @app.exception_handler(BadRequest)
-    async def _bad_request(request: Request, exc: BadRequest) -> JSONResponse:
-        return error_response(400, str(exc))
-
-    @app.exception_handler(FlowError)
-    async def _flow_error(request: Request, exc: FlowError) -> JSONResponse:
-        return error_response(exc.status_code, exc.message)
+    @app.exception_handler(StreamwiseError)
+    async def _streamwise_error(request: Request, exc: StreamwiseError) -> JSONResponse:
+        if exc.detail:
+            logger.info("%s %s: %s (%s)", request.method, request.url.path, exc.message, exc.detail)
+        return response_for(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -50,9 +93,22 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else "HTTP error"
-        return error_response(exc.status_code, message)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return error_response(exc.status_code, message, headers or None)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "Internal server error")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from streamwise.api.body import BodyLimits
+from streamwise.engine.graph import FlowGraph, GraphLimits
 from streamwise.engine.runs import RunManager
 from streamwise.nodes.registry import NodeRegistry
 from streamwise.settings import Settings
 from streamwise.store import ChatflowCache, ChatflowRepository, Database, MessageRepository
+from streamwise.wire.requests import RequestLimits
 
 
 @dataclass
@@ -18,10 +21,20 @@ class AppState:
     settings: Settings
     database: Database
     chatflows: ChatflowRepository
-    chatflow_cache: ChatflowCache  # read path of predictions; routes that write must `forget`
+    # The read path of predictions (records with their parsed graphs); routes that write must `forget`.
+    chatflow_cache: ChatflowCache[FlowGraph]
     messages: MessageRepository
     registry: NodeRegistry
     runs: RunManager
+    body_limits: BodyLimits = field(init=False)
+    graph_limits: GraphLimits = field(init=False)
+    request_limits: RequestLimits = field(init=False)
+
+    def __post_init__(self) -> None:
+        settings = self.settings
+        self.body_limits = BodyLimits(settings.max_body_bytes, settings.body_timeout_seconds)
+        self.graph_limits = GraphLimits(settings.max_flow_nodes, settings.max_flow_edges)
+        self.request_limits = RequestLimits(settings.max_message_chars, settings.max_history_turns)
 
 
 def app_state(request: Request) -> AppState:

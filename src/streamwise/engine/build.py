@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from streamwise.engine.errors import GraphError, NodeConfigError
 from streamwise.engine.graph import FlowGraph, GraphNode, reference_target
 from streamwise.engine.ports import Answerer, NodeCatalog
+from streamwise.errors import GraphError, NodeConfigError
 
 # Inputs a request may never override: they choose where requests go and with which secret.
 PROTECTED_INPUTS = frozenset(

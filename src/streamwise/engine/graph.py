@@ -1,24 +1,74 @@
 """flowData → a validated graph: nodes, references between them, and the answering node.
 
 A Flowise graph refers to another node's output with the string `{{nodeId.data.instance}}` in an
-input; edges mirror those references. Validation rejects what could never run (unknown node types,
-references to missing nodes, cycles, no single answering node) with a message naming the node.
+input; edges mirror those references. The shape of flowData is checked by a typed model first (a
+wrong type gets a message naming the node and the field), then the graph: unknown node types,
+references to missing nodes, cycles, no single answering node. Every step is linear in the size of
+the graph, and `GraphLimits` bound that size.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import re
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-from streamwise.engine.errors import GraphError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from streamwise import jsontext
 from streamwise.engine.ports import NodeCatalog
+from streamwise.errors import BadRequest, GraphError, LimitExceeded
 
 _REFERENCE = re.compile(r"^\{\{\s*([^{}\s]+?)\.data\.instance\s*\}\}$")
 ANSWERING_CATEGORIES = frozenset({"Chains", "Agents", "Multi Agents", "Sequential Agents"})
+
+
+@dataclass(frozen=True)
+class GraphLimits:
+    """How big a graph may be (settings: STREAMWISE_MAX_FLOW_NODES, STREAMWISE_MAX_FLOW_EDGES)."""
+
+    max_nodes: int = 1_000
+    max_edges: int = 5_000
+
+
+# The typed shape of flowData: only what Streamwise reads is checked; Flowise's many other fields
+# (position, width, selected, baseClasses, ...) are accepted and left alone.
+class _Param(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str | None = None
+
+
+class _NodeData(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(min_length=1)
+    label: str | None = None
+    category: str | None = None
+    inputs: dict[str, Any] | None = None
+    inputParams: list[_Param] | None = None
+    inputAnchors: list[_Param] | None = None
+
+
+class _Node(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str = Field(min_length=1)
+    data: _NodeData
+
+
+class _Edge(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    source: str
+    target: str
+    sourceHandle: str | None = None
+    targetHandle: str | None = None
+
+
+class _FlowData(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    nodes: list[_Node]
+    edges: list[_Edge] | None = None
 
 
 @dataclass(frozen=True)
@@ -52,7 +102,7 @@ class FlowGraph:
 
 
 def reference_target(value: Any) -> str | None:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not value.startswith("{{"):
         return None
     match = _REFERENCE.match(value.strip())
     return match.group(1) if match else None
@@ -62,35 +112,33 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def parse_flow_data(flow_data: str | Mapping[str, Any], catalog: NodeCatalog) -> FlowGraph:
-    """Parse and validate; raises `GraphError` naming the offending node."""
-    if isinstance(flow_data, str):
-        return _parse_cached(flow_data, catalog)  # type: ignore[arg-type]  # registries hash by identity
-    return _parse(flow_data, catalog)
+def parse_flow_data(
+    flow_data: str | bytes | Mapping[str, Any], catalog: NodeCatalog, limits: GraphLimits | None = None
+) -> FlowGraph:
+    """Parse and validate; raises `GraphError` naming the offending node (`LimitExceeded` when too big)."""
+    raw: Any = flow_data
+    if isinstance(flow_data, str | bytes):
+        try:
+            raw = jsontext.loads(flow_data, "flowData")
+        except BadRequest as exc:
+            raise GraphError(exc.message) from None
+    return _parse(raw, catalog, limits or GraphLimits())
 
 
-@lru_cache(maxsize=256)
-def _parse_cached(flow_data: str, catalog: Any) -> FlowGraph:  # Any: the catalog is a cache key
-    try:
-        raw = json.loads(flow_data)
-    except json.JSONDecodeError as exc:
-        raise GraphError(f"flowData is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    return _parse(raw, catalog)
-
-
-def _parse(raw: Any, catalog: NodeCatalog) -> FlowGraph:
+def _parse(raw: Any, catalog: NodeCatalog, limits: GraphLimits) -> FlowGraph:
     if not isinstance(raw, Mapping):
         raise GraphError("flowData must be a JSON object with 'nodes' and 'edges'")
-    raw_nodes = raw.get("nodes")
-    raw_edges = raw.get("edges", [])
-    if not isinstance(raw_nodes, list) or not raw_nodes:
+    _check_size(raw, limits)
+    try:
+        shape = _FlowData.model_validate(raw)
+    except ValidationError as exc:
+        raise _shape_error(exc, raw) from None
+    if not shape.nodes:
         raise GraphError("flowData has no nodes")
-    if not isinstance(raw_edges, list):
-        raise GraphError("flowData 'edges' must be a list")
 
     nodes: dict[str, GraphNode] = {}
-    for index, raw_node in enumerate(raw_nodes):
-        node = _parse_node(raw_node, index)
+    for raw_node in shape.nodes:
+        node = _graph_node(raw_node)
         if node.id in nodes:
             raise GraphError(f"Node id {node.id!r} appears twice", node.id)
         if not catalog.knows(node.name):
@@ -98,6 +146,7 @@ def _parse(raw: Any, catalog: NodeCatalog) -> FlowGraph:
         nodes[node.id] = node
 
     depends_on: dict[str, set[str]] = {node_id: set() for node_id in nodes}
+    referenced: set[str] = set()
     for node in nodes.values():
         for key, targets in node.references().items():
             for target in targets:
@@ -106,32 +155,28 @@ def _parse(raw: Any, catalog: NodeCatalog) -> FlowGraph:
                         f"Node {node.id} input {key!r} refers to missing node {target!r}", node.id
                     )
                 depends_on[node.id].add(target)
+                referenced.add(target)
 
     has_outgoing: set[str] = set()
-    for index, edge in enumerate(raw_edges):
-        if not isinstance(edge, Mapping):
-            raise GraphError(f"Edge #{index} is not an object")
-        source: Any = edge.get("source")
-        sink: Any = edge.get("target")
+    for index, edge in enumerate(shape.edges or ()):
+        source, sink = edge.source, edge.target
         for end in (source, sink):
             if end not in nodes:
-                raise GraphError(
-                    f"Edge #{index} ({source} → {sink}) refers to missing node {end!r}", str(end)
-                )
-
+                raise GraphError(f"Edge #{index} ({source} → {sink}) refers to missing node {end!r}", end)
         if source == sink:
             raise GraphError(f"Node {source} is connected to itself", source)
         has_outgoing.add(source)
         depends_on[sink].add(source)
+        referenced.add(source)
 
     order = _topological_order(depends_on)
     ending = [
         node_id
         for node_id in nodes
-        if node_id not in has_outgoing and catalog.category(nodes[node_id].name) in ANSWERING_CATEGORIES
+        if node_id not in has_outgoing
+        and node_id not in referenced
+        and catalog.category(nodes[node_id].name) in ANSWERING_CATEGORIES
     ]
-    referenced = {target for deps in depends_on.values() for target in deps}
-    ending = [node_id for node_id in ending if node_id not in referenced]
     if not ending:
         raise GraphError("flowData has no answering node (a chain with no outgoing connection)")
     if len(ending) > 1:
@@ -139,51 +184,95 @@ def _parse(raw: Any, catalog: NodeCatalog) -> FlowGraph:
     return FlowGraph(nodes=nodes, order=order, ending_node_id=ending[0])
 
 
-def _parse_node(raw_node: Any, index: int) -> GraphNode:
-    if not isinstance(raw_node, Mapping):
-        raise GraphError(f"Node #{index} is not an object")
-    node_id = raw_node.get("id")
-    data = raw_node.get("data")
-    if not isinstance(node_id, str) or not node_id:
-        raise GraphError(f"Node #{index} has no id")
-    if not isinstance(data, Mapping):
-        raise GraphError(f"Node {node_id} has no data", node_id)
-    name = data.get("name")
-    if not isinstance(name, str) or not name:
-        raise GraphError(f"Node {node_id} has no data.name", node_id)
-    inputs = data.get("inputs") or {}
-    if not isinstance(inputs, Mapping):
-        raise GraphError(f"Node {node_id} data.inputs must be an object", node_id)
+def _check_size(raw: Mapping[str, Any], limits: GraphLimits) -> None:
+    """Refuse an oversized graph before spending time on validating it."""
+    for key, limit, setting in (
+        ("nodes", limits.max_nodes, "STREAMWISE_MAX_FLOW_NODES"),
+        ("edges", limits.max_edges, "STREAMWISE_MAX_FLOW_EDGES"),
+    ):
+        items = raw.get(key)
+        if isinstance(items, list) and len(items) > limit:
+            raise LimitExceeded(f"flowData has {len(items):,} {key}; the limit is {limit:,} ({setting})")
+
+
+def _shape_error(exc: ValidationError, raw: Mapping[str, Any]) -> GraphError:
+    """The first problem, worded with the node (or edge) it belongs to and the field's path."""
+    error = exc.errors(include_url=False)[0]
+    loc: Sequence[int | str] = error["loc"]
+    what = _describe_input(error.get("input"))
+    problem = f"{error['msg'][0].lower()}{error['msg'][1:]}{what}"
+    if len(loc) >= 2 and loc[0] in ("nodes", "edges") and isinstance(loc[1], int):
+        index = loc[1]
+        items = raw.get(str(loc[0]))
+        item = items[index] if isinstance(items, list) and index < len(items) else None
+        item_id = item.get("id") if isinstance(item, Mapping) else None
+        field = ".".join(str(part) for part in loc[2:])
+        if loc[0] == "nodes":
+            node_id = item_id if isinstance(item_id, str) and item_id else None
+            who = f"Node {node_id}" if node_id else f"Node #{index}"
+            if not field:
+                return GraphError(f"{who} must be an object with 'id' and 'data'", node_id)
+            return GraphError(f"{who}: field '{field}': {problem}", node_id)
+        who = f"Edge {item_id}" if isinstance(item_id, str) and item_id else f"Edge #{index}"
+        if not field:
+            return GraphError(f"{who} must be an object with 'source' and 'target'")
+        return GraphError(f"{who}: field '{field}': {problem}")
+    field = ".".join(str(part) for part in loc)
+    return GraphError(f"flowData field '{field}': {problem}")
+
+
+def _describe_input(value: Any) -> str:
+    if isinstance(value, Mapping) or value is None:
+        return ""  # a missing field: pydantic's "field required" says it all
+    return f" (got {type(value).__name__})"
+
+
+def _graph_node(raw: _Node) -> GraphNode:
+    data = raw.data
+    inputs = data.inputs or {}
     params: set[str] = set(inputs)
-    for group in ("inputParams", "inputAnchors"):
-        for param in data.get(group) or []:
-            if isinstance(param, Mapping) and isinstance(param.get("name"), str):
-                params.add(param["name"])
-    label: Any = data.get("label")
+    for group in (data.inputParams, data.inputAnchors):
+        for param in group or ():
+            if param.name:
+                params.add(param.name)
     return GraphNode(
-        id=node_id,
-        name=name,
-        label=label if isinstance(label, str) else name,
-        inputs=dict(inputs),
+        id=raw.id,
+        name=data.name,
+        label=data.label or data.name,
+        inputs=inputs,
         param_names=frozenset(params),
     )
 
 
 def _topological_order(depends_on: Mapping[str, set[str]]) -> tuple[str, ...]:
-    """Kahn's algorithm; a leftover node sits on a cycle."""
-    remaining = {node_id: set(deps) for node_id, deps in depends_on.items()}
+    """Kahn's algorithm in linear time; nodes left over sit on a cycle."""
+    waiting = {node_id: len(deps) for node_id, deps in depends_on.items()}
+    dependents: dict[str, list[str]] = {node_id: [] for node_id in depends_on}
+    for node_id, deps in depends_on.items():
+        for dep in deps:
+            dependents[dep].append(node_id)
+    ready = deque(node_id for node_id, count in waiting.items() if count == 0)
     order: list[str] = []
-    ready = [node_id for node_id, deps in remaining.items() if not deps]
     while ready:
-        node_id = ready.pop(0)
+        node_id = ready.popleft()
         order.append(node_id)
-        del remaining[node_id]
-        for other, deps in remaining.items():
-            if node_id in deps:
-                deps.discard(node_id)
-                if not deps and other not in ready:
-                    ready.append(other)
-    if remaining:
-        culprit = sorted(remaining)[0]
-        raise GraphError(f"Node {culprit} is part of a cycle: {', '.join(sorted(remaining))}", culprit)
+        for other in dependents[node_id]:
+            waiting[other] -= 1
+            if waiting[other] == 0:
+                ready.append(other)
+    if len(order) < len(depends_on):
+        remaining = sorted(set(depends_on) - set(order))
+        culprit = remaining[0]
+        shown = ", ".join(remaining[:10]) + (", …" if len(remaining) > 10 else "")
+        raise GraphError(f"Node {culprit} is part of a cycle: {shown}", culprit)
     return tuple(order)
+
+
+async def parse_flow_data_off_loop(
+    flow_data: str | bytes, catalog: NodeCatalog, limits: GraphLimits | None = None
+) -> FlowGraph:
+    """`parse_flow_data`, in a worker thread when the text is large: a chatflow of the largest
+    accepted size takes a good part of a second to validate, and other streams must keep flowing."""
+    if len(flow_data) > jsontext.OFFLOAD_BYTES:
+        return await asyncio.to_thread(parse_flow_data, flow_data, catalog, limits)
+    return parse_flow_data(flow_data, catalog, limits)

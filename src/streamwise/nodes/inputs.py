@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from streamwise.engine.errors import NodeConfigError
+from streamwise.errors import NodeConfigError
 
 T = TypeVar("T")
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from streamwise.engine.errors import GraphError
+from streamwise.errors import GraphError
 from streamwise.nodes.services import NodeServices
 
 Category = Literal["Chat Models", "Chains", "Memory", "Prompts"]

@@ -6,7 +6,7 @@ at startup, and hand `MessageRepository(db)` to the engine as its `MessageStore`
 
 from __future__ import annotations
 
-from streamwise.store.chatflow_cache import ChatflowCache
+from streamwise.store.chatflow_cache import CachedChatflow, ChatflowCache
 from streamwise.store.chatflows import (
     CHATFLOW_EDITABLE_FIELDS,
     DEFAULT_CHATFLOW_TYPE,
@@ -22,6 +22,7 @@ __all__ = [
     "CHATFLOW_EDITABLE_FIELDS",
     "DEFAULT_CHATFLOW_TYPE",
     "USER_MESSAGE",
+    "CachedChatflow",
     "ChatflowCache",
     "ChatflowRecord",
     "ChatflowRepository",

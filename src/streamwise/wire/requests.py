@@ -3,23 +3,35 @@
 Clients differ: the Python SDK sends `"chatId": null, "overrideConfig": null, "uploads": []`; the
 npm SDK sends its whole options object (so `chatflowId` and other unknown fields are ignored);
 `streaming` may be a boolean or the string "true"; forms send every field as text.
+
+Limits (`RequestLimits`, from settings) bound what one request may make the server hold or send to a
+model: the length of each message and the number of history turns.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+from streamwise import jsontext
 from streamwise.engine.ports import ChatTurn
+from streamwise.errors import BadRequest, LimitExceeded
+
+__all__ = ["BadRequest", "PredictionRequest", "RequestLimits", "decode_body", "parse_prediction"]
 
 _ROLES = {"apiMessage": "assistant", "userMessage": "user", "assistant": "assistant", "user": "user"}
+# Longest chatId or sessionId: ids are keys, not documents.
+MAX_ID_CHARS = 256
 
 
-class BadRequest(ValueError):
-    """The body cannot be used; the message says which field and why."""
+@dataclass(frozen=True)
+class RequestLimits:
+    """What one prediction may carry (settings: STREAMWISE_MAX_MESSAGE_CHARS, ..._MAX_HISTORY_TURNS)."""
+
+    max_message_chars: int = 200_000
+    max_history_turns: int = 1_000
 
 
 @dataclass(frozen=True)
@@ -46,16 +58,14 @@ def decode_body(body: bytes, content_type: str) -> Mapping[str, Any]:
             raise BadRequest("Request body is not valid UTF-8") from None
     if not body.strip():
         raise BadRequest("Request body is empty: expected a JSON object with a 'question'")
-    try:
-        decoded = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"Request body is not valid JSON: {exc}") from None
+    decoded = jsontext.loads(body, "Request body")
     if not isinstance(decoded, dict):
         raise BadRequest("Request body must be a JSON object")
     return decoded
 
 
-def parse_prediction(fields: Mapping[str, Any]) -> PredictionRequest:
+def parse_prediction(fields: Mapping[str, Any], limits: RequestLimits | None = None) -> PredictionRequest:
+    limits = limits or RequestLimits()
     question = fields.get("question")
     if question is None:
         raise BadRequest("Field 'question' is required")
@@ -63,13 +73,30 @@ def parse_prediction(fields: Mapping[str, Any]) -> PredictionRequest:
         raise BadRequest("Field 'question' must be a string")
     if not question.strip():
         raise BadRequest("Field 'question' must not be empty")
+    _check_text(question, "question", limits)
+    override_config = _override_config(fields.get("overrideConfig"))
+    session_id = override_config.get("sessionId")
+    if isinstance(session_id, str):
+        _check_id(session_id, "overrideConfig.sessionId")
     return PredictionRequest(
         question=question,
         streaming=_streaming(fields.get("streaming")),
         chat_id=_chat_id(fields.get("chatId")),
-        override_config=_override_config(fields.get("overrideConfig")),
-        history=_history(fields.get("history")),
+        override_config=override_config,
+        history=_history(fields.get("history"), limits),
     )
+
+
+def _check_text(value: str, name: str, limits: RequestLimits) -> None:
+    if len(value) > limits.max_message_chars:
+        raise LimitExceeded(
+            f"Field '{name}' is {len(value):,} characters long; the limit is {limits.max_message_chars:,}"
+        )
+
+
+def _check_id(value: str, name: str) -> None:
+    if len(value) > MAX_ID_CHARS:
+        raise BadRequest(f"Field '{name}' is longer than {MAX_ID_CHARS} characters")
 
 
 def _streaming(value: Any) -> bool:
@@ -85,6 +112,7 @@ def _chat_id(value: Any) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise BadRequest("Field 'chatId' must be a string")
+    _check_id(str(value), "chatId")
     return str(value)
 
 
@@ -92,10 +120,7 @@ def _maybe_json(value: Any, name: str) -> Any:
     if isinstance(value, str):  # forms carry objects as JSON text
         if not value.strip():
             return None
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            raise BadRequest(f"Field '{name}' is not valid JSON") from None
+        return jsontext.loads(value, f"Field '{name}'")
     return value
 
 
@@ -108,12 +133,16 @@ def _override_config(value: Any) -> Mapping[str, Any]:
     return value
 
 
-def _history(value: Any) -> tuple[ChatTurn, ...]:
+def _history(value: Any, limits: RequestLimits) -> tuple[ChatTurn, ...]:
     value = _maybe_json(value, "history")
     if value is None:
         return ()
     if not isinstance(value, list):
         raise BadRequest("Field 'history' must be a list of {role, content} objects")
+    if len(value) > limits.max_history_turns:
+        raise LimitExceeded(
+            f"Field 'history' has {len(value):,} turns; the limit is {limits.max_history_turns:,}"
+        )
     turns: list[ChatTurn] = []
     for index, item in enumerate(value):
         if not isinstance(item, dict):
@@ -125,5 +154,6 @@ def _history(value: Any) -> tuple[ChatTurn, ...]:
             raise BadRequest(f"history[{index}].role must be 'apiMessage' or 'userMessage'")
         if not isinstance(content, str):
             raise BadRequest(f"history[{index}].content must be a string")
+        _check_text(content, f"history[{index}].content", limits)
         turns.append(ChatTurn(role, content))  # type: ignore[arg-type]
     return tuple(turns)

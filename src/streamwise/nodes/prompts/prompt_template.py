@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streamwise.engine.errors import NodeConfigError
 from streamwise.engine.ports import ChatTurn
+from streamwise.errors import NodeConfigError
 from streamwise.nodes import inputs as read
 from streamwise.nodes.prompts.template import fill, prompt_values
 from streamwise.nodes.registry import NodeSpec

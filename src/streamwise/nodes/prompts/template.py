@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from streamwise.engine.errors import NodeConfigError
+from streamwise.errors import NodeConfigError
 
 _TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_\-]*)\}")
 QUESTION_PLACEHOLDER = "{{question}}"
