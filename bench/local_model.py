@@ -24,6 +24,7 @@ from typing import Any
 from streamwise.engine.ports import ChatTurn
 from streamwise.nodes.models.chat_local import ChatLocalModel, LocalSampling
 from streamwise.nodes.models.local_runtime import LocalModelRuntime, default_model_path
+from streamwise.nodes.services import NodeServices
 
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
 
@@ -80,7 +81,8 @@ async def measure_node(model: ChatLocalModel, prompt: str = PROMPT) -> float:
 async def run_bench(model_path: Path, *, tokens: int, runs: int, threads: int | None) -> dict[str, Any]:
     runtime = LocalModelRuntime(model_path, threads=threads)
     try:
-        model = ChatLocalModel(runtime, sampling_for(tokens))
+        services = NodeServices(cache={("local-model", model_path): runtime})
+        model = ChatLocalModel(services, model_path, sampling_for(tokens))
         server = runtime.native_server()
         # Warm-up (not counted): first decode of the prompt, which later runs find in the cache.
         measure_direct(server, tokens)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -11,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from streamwise.engine.errors import NodeConfigError
 from streamwise.engine.ports import ChatModel, ChatTurn
+from streamwise.errors import ModelError, NodeConfigError
 from streamwise.nodes.models import chat_local, local_runtime
 from streamwise.nodes.models.chat_local import SPEC, ChatLocalModel
 from streamwise.nodes.models.local_runtime import LocalModelError, LocalModelRuntime, RunStats
@@ -47,7 +49,7 @@ def build(services: NodeServices, **inputs: object) -> ChatLocalModel:
 def still_decoding(model: ChatLocalModel) -> ChatLocalModel:
     """The same model, told to ignore end-of-sequence: a cancellation test must not race the answer's end."""
     sampling = dataclasses.replace(model.sampling, ignore_eos=True)
-    return ChatLocalModel(model.runtime, sampling, streaming=model.streaming)
+    return ChatLocalModel(model.services, model.model_path, sampling, streaming=model.streaming)
 
 
 async def settled(runtime: LocalModelRuntime) -> dict[str, float]:
@@ -79,13 +81,55 @@ def test_build_is_cheap_and_shares_one_runtime(tmp_path: Path) -> None:
     assert second.sampling.temperature == 0.5
 
 
-def test_bad_model_path_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(NodeConfigError, match="does not exist"):
-        SPEC.build("n", {"modelPath": str(tmp_path / "missing.gguf")}, NodeServices())
-    junk = tmp_path / "junk.gguf"
-    junk.write_bytes(b"not a model")
-    with pytest.raises(NodeConfigError, match="not a GGUF file"):
-        SPEC.build("n", {"modelPath": str(junk)}, NodeServices())
+@needs_model
+def test_model_path_may_name_a_gguf_in_a_model_directory_by_name_or_full_path() -> None:
+    assert GGUF is not None
+    services = NodeServices(model_dirs=(GGUF.parent,))
+    by_name = SPEC.build("n", {"modelPath": GGUF.name}, services)
+    by_path = SPEC.build("n", {"modelPath": str(GGUF)}, services)
+    assert isinstance(by_name, ChatLocalModel) and isinstance(by_path, ChatLocalModel)
+    assert by_name.model_path == by_path.model_path == GGUF.resolve()
+
+
+def _hostile_paths(models: Path) -> list[str]:
+    escape = models / "escape.gguf"
+    escape.symlink_to("/etc/passwd")
+    (models / "junk.gguf").write_bytes(b"not a model")
+    (models / "dir.gguf").mkdir()
+    return [
+        "/etc/passwd",
+        "/proc/self/cwd",
+        "/proc/self/exe",
+        "/proc/self/environ",
+        "~",
+        "~/.bashrc",
+        "../../../../etc/passwd",
+        "missing.gguf",
+        str(models / "missing.gguf"),
+        "escape.gguf",
+        "junk.gguf",
+        "dir.gguf",
+        ".",
+        "/",
+        "x" * 5000,
+        "bad\x00byte",
+    ]
+
+
+def test_model_path_outside_the_model_directories_is_refused_revealing_nothing(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    services = NodeServices(model_dirs=(models,))
+    secrets = [os.getcwd(), sys.executable, str(tmp_path), str(os.getpid()), "exist", "passwd", "proc"]
+    messages = set()
+    for given in _hostile_paths(models):
+        with pytest.raises(NodeConfigError) as caught:
+            SPEC.build("chatLocalModel_0", {"modelPath": given}, services)
+        message = str(caught.value)
+        assert "chatLocalModel_0" in message and "model directories" in message
+        assert not any(secret in message for secret in secrets), (given, message)
+        messages.add(message)
+    assert len(messages) == 1  # the same words whatever the reason: nothing to tell cases apart
 
 
 def test_missing_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -206,7 +250,7 @@ async def test_request_errors_propagate(services: NodeServices) -> None:
     baseline = threading.active_count()
     too_long = [ChatTurn("user", "hello " * 4000)]  # more than one slot's 2048 tokens
     async with asyncio.timeout(DEADLINE):
-        with pytest.raises(ValueError, match="exceeds the available context size"):
+        with pytest.raises(ModelError, match=r"chatLocalModel_0.*exceeds the available context size"):
             async for _ in model.stream(too_long):
                 pass
     assert threading.active_count() == baseline

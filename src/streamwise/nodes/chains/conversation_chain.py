@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,15 +31,17 @@ class ConversationChain:
     def can_stream(self) -> bool:
         return self.model.can_stream
 
-    async def answer(self, question: str, session: SessionContext) -> AsyncIterator[str]:
+    async def answer(self, question: str, session: SessionContext) -> AsyncGenerator[str, None]:
         history = await self.memory.load(session) if self.memory else list(session.seed_history)
         if self.prompt is not None:
             messages = self.prompt.render(question, history)
         else:
             system = [ChatTurn("system", self.system_message)] if self.system_message else []
             messages = [*system, *history, ChatTurn("user", question)]
-        async for chunk in self.model.stream(messages):
-            yield chunk
+        # aclosing: closing this generator must close the model's stream (and its upstream request).
+        async with aclosing(self.model.stream(messages)) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
 
 def build(node_id: str, inputs: Mapping[str, Any], services: NodeServices) -> ConversationChain:

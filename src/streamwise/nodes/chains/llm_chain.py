@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ class LLMChain:
     def memory(self) -> Memory | None:
         return None
 
-    def answer(self, question: str, session: SessionContext) -> AsyncIterator[str]:
+    def answer(self, question: str, session: SessionContext) -> AsyncGenerator[str, None]:
         messages = self.prompt.render(question, []) if self.prompt else [ChatTurn("user", question)]
         return self.model.stream(messages)
 

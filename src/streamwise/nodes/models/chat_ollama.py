@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 import httpx
 
-from streamwise.engine.errors import NodeConfigError
 from streamwise.engine.ports import ChatTurn
+from streamwise.errors import NodeConfigError
 from streamwise.nodes import inputs
-from streamwise.nodes.models.errors import ModelError, tidy
+from streamwise.nodes.models.errors import ModelFailures, tidy
 from streamwise.nodes.models.sse_lines import LineSplitter
 from streamwise.nodes.registry import NodeSpec
 from streamwise.nodes.services import NodeServices
 
 DEFAULT_BASE_URL = "http://localhost:11434"
-# Loading a large model can take minutes before its first token; a read waits at most this long.
-TIMEOUT = httpx.Timeout(connect=10.0, read=300.0, write=30.0, pool=30.0)
 
 # Flowise input → Ollama option, for numbers passed through unchanged.
 _INT_OPTIONS = {
@@ -44,32 +42,54 @@ _decode = json.JSONDecoder().decode
 
 
 class ChatOllama:
-    """One configured chatOllama node; each `stream` call is one /api/chat request."""
+    """One configured chatOllama node; each `stream` call is one /api/chat request.
 
-    def __init__(self, http: httpx.AsyncClient, *, base_url: str, body: Mapping[str, Any]) -> None:
-        self.http = http
+    Building one touches nothing; the shared HTTP client is taken at the first request. httpx's read
+    timeout is exactly "the first byte, then each silence between chunks", so it carries the deadline.
+    """
+
+    def __init__(
+        self,
+        services: NodeServices,
+        *,
+        base_url: str,
+        body: Mapping[str, Any],
+        deadline: float = 120.0,
+        node_id: str = "chatOllama",
+    ) -> None:
+        self.services = services
         self.base_url = base_url.rstrip("/")
         self.body = dict(body)  # everything but the messages
+        self.deadline = deadline
         self._url = self.base_url + "/api/chat"
-        self._where = f"Ollama server at {self.base_url}"
+        self._timeout = httpx.Timeout(connect=10.0, read=deadline, write=30.0, pool=30.0)
+        self.failures = ModelFailures(node_id, "ChatOllama", f"Ollama server at {self.base_url}")
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        return shared_http(self.services)
 
     @property
     def can_stream(self) -> bool:
         return bool(self.body.get("stream", True))
 
-    async def stream(self, messages: Sequence[ChatTurn]) -> AsyncIterator[str]:
+    async def stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[str, None]:
         body = {**self.body, "messages": [{"role": turn.role, "content": turn.content} for turn in messages]}
+        failures = self.failures
         splitter = LineSplitter()
         done = False
+        started = False
         try:
             # Leaving this block for any reason (end, error, cancellation, aclose) closes the response,
             # so Ollama sees the disconnect and stops generating.
-            async with self.http.stream("POST", self._url, json=body, timeout=TIMEOUT) as response:
+            async with self.http.stream("POST", self._url, json=body, timeout=self._timeout) as response:
+                started = True
                 if response.status_code >= 400:
                     await response.aread()
-                    raise ModelError(
-                        f"{self._where} answered {response.status_code}: {_error_text(response.content)}",
-                        status=response.status_code,
+                    raise failures.status(
+                        response.status_code,
+                        _error_text(response.content),
+                        response.headers.get("retry-after"),
                     )
                 async for chunk in response.aiter_bytes():
                     if done:
@@ -87,17 +107,15 @@ class ChatOllama:
                         yield content
                 if not done:
                     # Ollama always ends with a "done" line: without it the answer was cut short.
-                    raise ModelError(f"{self._where} ended the answer before it was done")
+                    raise failures.broke_off("the answer ended before its done line")
         except httpx.TimeoutException:
-            raise ModelError(f"{self._where} did not answer in time") from None
+            if started:
+                raise failures.silence_timeout(self.deadline) from None
+            raise failures.first_byte_timeout(self.deadline) from None
         except httpx.ConnectError as exc:
-            raise ModelError(
-                f"Could not reach {self._where}: {tidy(str(exc)) or 'connection failed'}"
-            ) from None
+            raise failures.unreachable(tidy(str(exc)) or "connection failed") from None
         except httpx.RequestError as exc:
-            raise ModelError(
-                f"{self._where} broke off the answer: {tidy(str(exc)) or type(exc).__name__}"
-            ) from None
+            raise failures.broke_off(tidy(str(exc)) or type(exc).__name__) from None
 
     def _parse(self, line: bytes) -> tuple[str | None, bool]:
         try:
@@ -106,9 +124,9 @@ class ChatOllama:
             content = message.get("content") if message else None
             finished = bool(event.get("done"))
         except (ValueError, AttributeError, TypeError):
-            raise ModelError(f"{self._where} sent a malformed answer line") from None
+            raise self.failures.malformed(f"a line that is not JSON: {line[:200]!r}") from None
         if "error" in event:
-            raise ModelError(f"{self._where} failed mid-answer: {_error_text(event)}")
+            raise self.failures.failed_mid_answer(_error_text(event))
         return content, finished
 
 
@@ -128,7 +146,7 @@ def shared_http(services: NodeServices) -> httpx.AsyncClient:
     """One connection pool for every Ollama node: clients are costly to build and hold sockets."""
     client = services.cache.get("chatOllama.http")
     if not isinstance(client, httpx.AsyncClient):
-        client = httpx.AsyncClient(timeout=TIMEOUT, limits=httpx.Limits(max_connections=200))
+        client = httpx.AsyncClient(limits=httpx.Limits(max_connections=200))
         services.cache["chatOllama.http"] = client
     return client
 
@@ -158,7 +176,9 @@ def build(node_id: str, inputs_: Mapping[str, Any], services: NodeServices) -> C
     if inputs_.get("think") not in (None, ""):
         body["think"] = inputs.flag(inputs_, "think", False)
     base_url = inputs.text(inputs_, "baseUrl", DEFAULT_BASE_URL) or DEFAULT_BASE_URL
-    return ChatOllama(shared_http(services), base_url=base_url, body=body)
+    return ChatOllama(
+        services, base_url=base_url, body=body, deadline=services.model_timeout_seconds, node_id=node_id
+    )
 
 
 SPEC = NodeSpec(

@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamwise.engine.errors import NodeConfigError
 from streamwise.engine.ports import ChatTurn
+from streamwise.errors import ModelUnavailable, NodeConfigError
 from streamwise.nodes import inputs as read
 from streamwise.nodes.registry import NodeSpec
 from streamwise.nodes.services import NodeServices
 
 
-class FakeModelFailure(Exception):
-    """The failure a scripted model was told to produce."""
+class FakeModelFailure(ModelUnavailable):
+    """The failure a scripted model was told to produce (a model failure, like a real one's)."""
 
 
 @dataclass
@@ -57,6 +57,7 @@ class ScriptedFakeChatModel:
     fail_at: int | None = None
     streaming: bool = True
     probe: FakeProbe | None = None
+    node_id: str = "scriptedFakeChatModel"
 
     @property
     def can_stream(self) -> bool:
@@ -68,7 +69,7 @@ class ScriptedFakeChatModel:
         text = " | ".join(f"{turn.role}: {turn.content}" for turn in messages)
         return tuple(split_words(text))
 
-    async def stream(self, messages: Sequence[ChatTurn]) -> AsyncIterator[str]:
+    async def stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[str, None]:
         chunks = self.script(messages)
         record = self.probe
         if record is not None:
@@ -79,19 +80,21 @@ class ScriptedFakeChatModel:
                 if self.delay:
                     await asyncio.sleep(self.delay * len(chunks))
                 if self.fail_at is not None:
-                    raise FakeModelFailure(f"scripted failure after {self.fail_at} tokens")
+                    raise FakeModelFailure(
+                        f"Node {self.node_id}: scripted failure after {self.fail_at} tokens"
+                    )
                 yield "".join(chunks)
                 return
             for index, chunk in enumerate(chunks):
                 if self.fail_at is not None and index == self.fail_at:
-                    raise FakeModelFailure(f"scripted failure after {index} tokens")
+                    raise FakeModelFailure(f"Node {self.node_id}: scripted failure after {index} tokens")
                 if self.delay:
                     await asyncio.sleep(self.delay)
                 if record is not None:
                     record.emitted += 1
                 yield chunk
             if self.fail_at is not None and self.fail_at >= len(chunks):
-                raise FakeModelFailure(f"scripted failure after {len(chunks)} tokens")
+                raise FakeModelFailure(f"Node {self.node_id}: scripted failure after {len(chunks)} tokens")
         except (asyncio.CancelledError, GeneratorExit):
             if record is not None:
                 record.cancelled += 1
@@ -134,6 +137,7 @@ def build(node_id: str, inputs: Mapping[str, Any], services: NodeServices) -> Sc
         fail_at=read.integer(inputs, "failAt", node_id),
         streaming=read.flag(inputs, "streaming", True),
         probe=probe(services, probe_name) if probe_name else None,
+        node_id=node_id,
     )
 
 

