@@ -13,12 +13,15 @@ from streamwise import __version__
 from streamwise.api import chatflows, chatmessages, ping, predictions
 from streamwise.api.errors import install_error_handlers
 from streamwise.api.state import AppState
+from streamwise.engine.graph import FlowGraph, GraphLimits, parse_flow_data_off_loop
 from streamwise.engine.runs import RunManager
+from streamwise.nodes.models.local_runtime import default_model_dirs
 from streamwise.nodes.registry import default_registry
 from streamwise.nodes.services import NodeServices
 from streamwise.seed import SEED_NAME, seed_flow_data
 from streamwise.settings import Settings
-from streamwise.store import ChatflowCache, ChatflowRepository, Database, MessageRepository
+from streamwise.store import ChatflowCache, ChatflowRecord, ChatflowRepository, Database, MessageRepository
+from streamwise.store.instances import InstanceLease
 
 logger = logging.getLogger("streamwise")
 
@@ -29,6 +32,8 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
         openai_base_url=settings.openai_base_url,
         local_model_path=settings.local_model_path,
         local_model_threads=settings.local_model_threads,
+        model_timeout_seconds=settings.model_timeout_seconds,
+        model_dirs=tuple(settings.model_dirs) or default_model_dirs(settings.data_dir),
     )
 
     @asynccontextmanager
@@ -38,15 +43,27 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
         database = Database.from_url(settings.resolved_database_url)
         await database.migrate()
         messages = MessageRepository(database)
+        lease = InstanceLease(database, messages)
+        await lease.start()  # also marks what a crashed predecessor left running as interrupted
         chatflow_repository = ChatflowRepository(database)
+        registry = default_registry(services)
+        graph_limits = GraphLimits(settings.max_flow_nodes, settings.max_flow_edges)
+
+        async def prepare(record: ChatflowRecord) -> FlowGraph:
+            return await parse_flow_data_off_loop(record.flowData, registry, graph_limits)
+
         state = AppState(
             settings=settings,
             database=database,
             chatflows=chatflow_repository,
-            chatflow_cache=ChatflowCache(chatflow_repository),
+            chatflow_cache=ChatflowCache(chatflow_repository, prepare, max_bytes=settings.flow_cache_bytes),
             messages=messages,
-            registry=default_registry(services),
-            runs=RunManager(messages),
+            registry=registry,
+            runs=RunManager(
+                messages,
+                checkpoint_seconds=settings.checkpoint_seconds,
+                max_unread_bytes=settings.stream_buffer_bytes,
+            ),
         )
         app.state.streamwise = state
         if settings.seed and await state.chatflows.count() == 0:
@@ -63,9 +80,11 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
             yield
         finally:
             await state.runs.drain(settings.shutdown_grace_seconds)
+            await state.runs.close()
             preload.cancel()
             await asyncio.gather(preload, return_exceptions=True)
             await services.aclose()
+            await lease.stop()
             await database.dispose()
 
     app = FastAPI(title="Streamwise", version=__version__, lifespan=lifespan)

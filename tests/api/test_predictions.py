@@ -103,14 +103,15 @@ async def test_model_error_in_a_stream_is_error_then_end(client: httpx.AsyncClie
     assert "scripted failure" in frames[3].data
 
 
-async def test_model_error_without_streaming_is_a_500_with_flowise_error_json(
+async def test_model_error_without_streaming_is_a_502_with_flowise_error_json_naming_the_node(
     client: httpx.AsyncClient,
 ) -> None:
     chatflow_id = await create_flow(client, fake_flow(tokens=["a"], failAt=0))
     response = await client.post(f"/api/v1/prediction/{chatflow_id}", json={"question": "q"})
-    assert response.status_code == 500
+    assert response.status_code == 502
     body = response.json()
-    assert body["success"] is False and body["statusCode"] == 500 and "scripted failure" in body["message"]
+    assert body["success"] is False and body["statusCode"] == 502
+    assert "fake_0" in body["message"] and "scripted failure" in body["message"]
 
 
 @pytest.mark.parametrize("streaming", [True, False])

@@ -55,14 +55,15 @@ def _schema(connection: Connection) -> dict[str, set[str]]:
     }
 
 
-async def test_migrate_creates_both_tables_and_their_indexes(database_url: str) -> None:
+async def test_migrate_creates_every_table_and_their_indexes(database_url: str) -> None:
     async with Database.from_url(database_url) as db:
         await db.migrate()
         async with db.engine.connect() as connection:
             schema = await connection.run_sync(_schema)
 
-    assert set(schema) == {"alembic_version", "chat_flow", "chat_message"}
+    assert set(schema) == {"alembic_version", "chat_flow", "chat_message", "server_instance"}
     assert schema["chat_message"] == {
+        "ix_chat_message_status",
         "ix_chat_message_chatId",
         "ix_chat_message_sessionId",
         "ix_chat_message_createdDate",
@@ -81,7 +82,7 @@ async def test_migrating_again_is_a_no_op(database_url: str) -> None:
         assert await ChatflowRepository(db).get(created.id) == created
         async with db.engine.connect() as connection:
             versions = (await connection.execute(text("SELECT version_num FROM alembic_version"))).all()
-        assert [row[0] for row in versions] == ["0001"]
+        assert [row[0] for row in versions] == ["0002"]
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -194,4 +195,4 @@ async def test_several_processes_can_migrate_at_once(database_url: str) -> None:
     ]
     async with Database.from_url(database_url) as db, db.engine.connect() as connection:
         versions = (await connection.execute(text("SELECT version_num FROM alembic_version"))).all()
-    assert [row[0] for row in versions] == ["0001"]
+    assert [row[0] for row in versions] == ["0002"]

@@ -11,38 +11,28 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from streamwise.api.body import read_fields
-from streamwise.api.errors import ApiError, error_response
+from streamwise.api.errors import response_for
+from streamwise.api.flows import load_answerer
 from streamwise.api.sse import RunEventStream
-from streamwise.api.state import AppState, State
-from streamwise.engine.build import build_answerer
-from streamwise.engine.graph import parse_flow_data
-from streamwise.engine.ports import Answerer
+from streamwise.api.state import State
 from streamwise.engine.run import Run, RunOutcome, RunRequest
-from streamwise.engine.runs import ShuttingDown
+from streamwise.errors import InternalError
 from streamwise.wire.requests import parse_prediction
 
 router = APIRouter()
 
 
-async def _load_answerer(state: AppState, chatflow_id: str, override: Any = None) -> Answerer:
-    chatflow = await state.chatflow_cache.get(chatflow_id)
-    if chatflow is None:
-        raise ApiError(404, f"Chatflow {chatflow_id} not found")
-    graph = parse_flow_data(chatflow.flowData, state.registry)
-    return build_answerer(graph, state.registry, override)
-
-
 @router.get("/api/v1/chatflows-streaming/{chatflow_id}")
 async def is_streaming(chatflow_id: str, state: State) -> dict[str, bool]:
-    answerer = await _load_answerer(state, chatflow_id)
+    answerer = await load_answerer(state, chatflow_id)
     return {"isStreaming": answerer.can_stream}
 
 
 @router.post("/api/v1/prediction/{chatflow_id}", response_model=None)
 @router.post("/api/v1/predictions/{chatflow_id}", response_model=None, include_in_schema=False)
 async def predict(chatflow_id: str, request: Request, state: State) -> Response:
-    body = parse_prediction(await read_fields(request, state.settings.max_body_bytes))
-    answerer = await _load_answerer(state, chatflow_id, body.override_config)
+    body = parse_prediction(await read_fields(request, state.body_limits), state.request_limits)
+    answerer = await load_answerer(state, chatflow_id, body.override_config)
     chat_id = body.chat_id or body.session_id or str(uuid.uuid4())
     run_request = RunRequest(
         chatflow_id=chatflow_id,
@@ -50,15 +40,14 @@ async def predict(chatflow_id: str, request: Request, state: State) -> Response:
         chat_id=chat_id,
         session_id=body.session_id or chat_id,
         seed_history=body.history,
+        max_history_turns=state.settings.max_history_turns,
     )
-    try:
-        run = state.runs.start(run_request, answerer)
-    except ShuttingDown:
-        raise ApiError(503, "Server shutting down") from None
+    run = state.runs.start(run_request, answerer)  # ShuttingDown → 503
     if body.streaming and answerer.can_stream:
         return RunEventStream(run, state.settings.heartbeat_seconds)
+    run.log.discard_unread()  # the answer comes from the outcome; nobody reads the events
     outcome = await _wait_unless_client_leaves(run, request)
-    return _json_result(outcome, run)
+    return _json_result(outcome)
 
 
 async def _wait_unless_client_leaves(run: Run, request: Request) -> RunOutcome:
@@ -78,11 +67,9 @@ async def _wait_unless_client_leaves(run: Run, request: Request) -> RunOutcome:
             await watcher
 
 
-def _json_result(outcome: RunOutcome, run: Run) -> JSONResponse:
+def _json_result(outcome: RunOutcome) -> Response:
     if outcome.status == "error":
-        if run.cancel_reason == "shutdown":
-            return error_response(503, "Server shutting down")
-        return error_response(500, outcome.error or "The model failed")
+        return response_for(outcome.failure or InternalError(outcome.error or "The answer failed"))
     result: dict[str, Any] = {"text": outcome.text, **outcome.metadata}
     if outcome.status == "aborted":
         result["aborted"] = True

@@ -3,18 +3,27 @@
 Everything that reached the run's log since the last write goes out as one body message, so a
 burst of tokens costs one socket write. A silent stream gets a heartbeat comment. When the client
 disconnects, the run is cancelled (the model stops) and finishes storing on its own.
+
+A client that stops reading (its socket full, the write blocked) while the run goes on would make
+the server hold everything the run emits: once it is `stream_buffer_bytes` behind, the log cuts it
+off, this response ends without completing (the server closes the connection), and the run is left
+to finish and be stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from streamwise.engine.eventlog import SlowReader
 from streamwise.engine.run import Run
 from streamwise.wire.frames import HEARTBEAT, encode_many
+
+logger = logging.getLogger("streamwise.api")
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
@@ -36,19 +45,38 @@ class RunEventStream(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
         watcher = asyncio.create_task(self._watch_disconnect(receive))
-        try:
-            async for batch in self.run.log.batches(self.cursor, idle=self.heartbeat_seconds):
-                if watcher.done():
-                    return
-                body = encode_many(batch) if batch else HEARTBEAT
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except OSError:
-            self.run.cancel("disconnect")  # the socket broke under us: same as leaving
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+        me = asyncio.current_task()
+        with self.run.log.subscribe(self.cursor) as subscription:
+            # The cut may come while this task waits in `send` for a client that reads nothing.
+            subscription.on_cut = me.cancel if me is not None else None
+            try:
+                async for batch in subscription.batches(idle=self.heartbeat_seconds):
+                    if watcher.done():
+                        return
+                    body = encode_many(batch) if batch else HEARTBEAT
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            except asyncio.CancelledError:
+                if not subscription.cut or me is None:
+                    raise
+                me.uncancel()
+                self._cut_off(subscription.unread_bytes)
+            except SlowReader:
+                self._cut_off(subscription.unread_bytes)
+            except OSError:
+                self.run.cancel("disconnect")  # the socket broke under us: same as leaving
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
+
+    def _cut_off(self, unread: int) -> None:
+        logger.warning(
+            "run %s: the client stopped reading (%d bytes unread); closing its connection, the run "
+            "goes on and will be stored",
+            self.run.id,
+            unread,
+        )
 
     async def _watch_disconnect(self, receive: Receive) -> None:
         while True:

@@ -1,48 +1,133 @@
-"""One append-only event log per run, readable by any number of subscribers.
+"""One append-only event log per run, readable by any number of subscribers, with bounded memory.
 
-The run writes with `emit` (a plain list append, no await); readers wait for new entries and take
-everything that has arrived since their cursor as one batch, so a burst of tokens becomes one write
-on the wire. A reader may start from any cursor, which is what resuming a stream will need.
+The run writes with `emit` (a plain list append, no await). A reader subscribes (a scoped `with`, so
+it can never leak) and takes everything that has arrived since its cursor as one batch, so a burst of
+tokens becomes one write on the wire. Cursors are absolute event numbers.
+
+Memory stays bounded whatever the readers do:
+- events every subscriber has read are dropped (until the first subscriber comes, everything is
+  kept, so a reader that attaches just after the run started misses nothing; a log nobody will read
+  is told so with `discard_unread`);
+- a subscriber that falls more than `max_unread_bytes` behind (a client that stopped reading) is cut
+  off: it is unsubscribed, its `on_cut` callback runs, and its batches end with `SlowReader`. The run
+  itself goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 
-from streamwise.engine.events import End, Event
+from streamwise.engine.events import End, Event, Token
+
+DEFAULT_MAX_UNREAD_BYTES = 4 * 1024 * 1024
+_EVENT_OVERHEAD = 64  # bytes an event costs beyond its text, roughly (object, list slot, frame)
+_OTHER_EVENT_BYTES = 1024
+_TRIM_EVERY = 256  # drop read events in steps, so trimming stays amortised O(1) per event
+
+
+def event_size(event: Event) -> int:
+    """What an event holds in memory, roughly; the unit of `max_unread_bytes`."""
+    data = event.data
+    if type(data) is str:
+        return len(data) + _EVENT_OVERHEAD
+    return _OTHER_EVENT_BYTES
+
+
+class SlowReader(Exception):
+    """This subscriber fell too far behind and was cut off."""
+
+
+class Subscription:
+    """One reader's place in a log. Use through `EventLog.subscribe`."""
+
+    def __init__(self, log: EventLog, cursor: int) -> None:
+        self.log = log
+        self.cursor = cursor
+        self.consumed_bytes = 0
+        self.cut = False
+        self.on_cut: Callable[[], object] | None = None
+
+    @property
+    def unread_bytes(self) -> int:
+        return self.log.emitted_bytes - self.consumed_bytes
+
+    async def batches(self, idle: float | None = None) -> AsyncIterator[list[Event]]:
+        """Yield lists of new events until `End` has been yielded; `SlowReader` if cut off.
+
+        With `idle` set, an empty list is yielded after that many seconds of silence (heartbeats).
+        """
+        log = self.log
+        while True:
+            if not await log.wait_beyond(self.cursor, idle) and not self.cut:
+                yield []
+                continue
+            if self.cut:
+                raise SlowReader(f"reader fell more than {log.max_unread_bytes} bytes behind")
+            batch = log.since(self.cursor)
+            if batch:
+                self.cursor += len(batch)
+                self.consumed_bytes += sum(map(event_size, batch))
+                log.consumed()
+                yield batch
+            if log.closed and self.cursor >= len(log):
+                return
 
 
 class EventLog:
     """Implements the engine's `EventSink`, and lets transports read what was emitted."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_unread_bytes: int = DEFAULT_MAX_UNREAD_BYTES) -> None:
+        self.max_unread_bytes = max_unread_bytes
         self._events: list[Event] = []
+        self._base = 0  # absolute number of self._events[0]
         self._waiters: list[asyncio.Future[bool]] = []
+        self._subscriptions: list[Subscription] = []
+        self._keep_all = True  # until the first subscriber (or `discard_unread`)
+        self._slowest = 0  # consumed bytes of the slowest subscriber
+        self.emitted_bytes = 0
         self.closed = False
 
     def __len__(self) -> int:
-        return len(self._events)
+        return self._base + len(self._events)
 
     @property
     def events(self) -> list[Event]:
+        """The events still held (all of them, unless readers have consumed some)."""
         return list(self._events)
+
+    @property
+    def held(self) -> int:
+        """How many events are held in memory now."""
+        return len(self._events)
 
     def emit(self, event: Event) -> None:
         if self.closed:
             raise RuntimeError(f"event after end: {event!r}")
         self._events.append(event)
-        if isinstance(event, End):
-            self.closed = True
+        if type(event) is Token:
+            self.emitted_bytes += len(event.data) + _EVENT_OVERHEAD
+        else:
+            self.emitted_bytes += event_size(event)
+            if isinstance(event, End):
+                self.closed = True
+        if self._subscriptions and self.emitted_bytes - self._slowest > self.max_unread_bytes:
+            self._cut_slow_readers()
         if self._waiters:
             waiters, self._waiters = self._waiters, []
             for waiter in waiters:
                 if not waiter.done():
                     waiter.set_result(True)
 
+    def since(self, cursor: int) -> list[Event]:
+        if cursor < self._base:
+            raise LookupError(f"events before {self._base} are no longer held (asked from {cursor})")
+        return self._events[cursor - self._base :]
+
     async def wait_beyond(self, cursor: int, timeout: float | None) -> bool:
         """Wait until the log holds more than `cursor` events or is closed; False on timeout."""
-        if len(self._events) > cursor or self.closed:
+        if len(self) > cursor or self.closed:
             return True
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[bool] = loop.create_future()
@@ -57,21 +142,56 @@ class EventLog:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
 
-    async def batches(self, cursor: int = 0, idle: float | None = None) -> AsyncIterator[list[Event]]:
-        """Yield lists of new events until `End` has been yielded.
+    @contextmanager
+    def subscribe(self, cursor: int = 0) -> Iterator[Subscription]:
+        """A reader from `cursor` on, for the duration of the `with` block."""
+        if cursor < self._base:
+            raise LookupError(f"events before {self._base} are no longer held (asked from {cursor})")
+        subscription = Subscription(self, cursor)
+        # What came before the cursor counts as read.
+        subscription.consumed_bytes = self.emitted_bytes - sum(map(event_size, self.since(cursor)))
+        self._subscriptions.append(subscription)
+        self._keep_all = False
+        self._slowest = min(s.consumed_bytes for s in self._subscriptions)
+        try:
+            yield subscription
+        finally:
+            if subscription in self._subscriptions:
+                self._subscriptions.remove(subscription)
+            self.consumed()
 
-        With `idle` set, an empty list is yielded after that many seconds of silence (heartbeats).
-        """
-        while True:
-            if not await self.wait_beyond(cursor, idle):
-                yield []
-                continue
-            batch = self._events[cursor:]
-            cursor += len(batch)
-            if batch:
+    async def batches(self, cursor: int = 0, idle: float | None = None) -> AsyncIterator[list[Event]]:
+        """Subscribe and yield batches until `End` (see `Subscription.batches`)."""
+        with self.subscribe(cursor) as subscription:
+            async for batch in subscription.batches(idle):
                 yield batch
-            if self.closed and cursor >= len(self._events):
-                return
+
+    def discard_unread(self) -> None:
+        """Nobody will subscribe: keep no event beyond what current subscribers still need."""
+        self._keep_all = False
+        self.consumed()
+
+    def consumed(self) -> None:
+        """A subscriber moved on (or left): drop what no subscriber needs any more."""
+        if self._subscriptions:
+            self._slowest = min(s.consumed_bytes for s in self._subscriptions)
+            needed = min(s.cursor for s in self._subscriptions)
+        elif self._keep_all:
+            return
+        else:
+            needed = len(self)
+        drop = needed - self._base
+        if drop >= _TRIM_EVERY or (drop > 0 and (drop == len(self._events) or self.closed)):
+            del self._events[:drop]
+            self._base += drop
+
+    def _cut_slow_readers(self) -> None:
+        for subscription in [s for s in self._subscriptions if s.unread_bytes > self.max_unread_bytes]:
+            self._subscriptions.remove(subscription)
+            subscription.cut = True
+            if subscription.on_cut is not None:
+                subscription.on_cut()
+        self.consumed()
 
 
 def _expire(waiter: asyncio.Future[bool]) -> None:

@@ -6,12 +6,15 @@ Nodes (`streamwise.nodes`) implement the node protocols; storage (`streamwise.st
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 Role = Literal["system", "user", "assistant"]
-RunStatus = Literal["complete", "aborted", "error"]
+# How a run ended. "interrupted" is set by recovery: the process running it died.
+RunStatus = Literal["complete", "aborted", "error", "interrupted"]
+# A stored exchange is "running" from the moment its run starts until the run ends.
+ExchangeStatus = Literal["running", "complete", "aborted", "error", "interrupted"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +37,7 @@ class ChatModel(Protocol):
     @property
     def can_stream(self) -> bool: ...
 
-    def stream(self, messages: Sequence[ChatTurn]) -> AsyncIterator[str]: ...
+    def stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[str, None]: ...
 
 
 @runtime_checkable
@@ -64,12 +67,12 @@ class Answerer(Protocol):
     @property
     def memory(self) -> Memory | None: ...
 
-    def answer(self, question: str, session: SessionContext) -> AsyncIterator[str]: ...
+    def answer(self, question: str, session: SessionContext) -> AsyncGenerator[str, None]: ...
 
 
 class HistoryReader(Protocol):
-    async def history(self, chatflow_id: str, session_id: str) -> list[ChatTurn]:
-        """Earlier turns of a session, oldest first (user/assistant pairs)."""
+    async def history(self, chatflow_id: str, session_id: str, *, limit: int | None = None) -> list[ChatTurn]:
+        """Earlier finished turns of a session, oldest first; with `limit`, only the newest ones."""
         ...
 
 
@@ -83,11 +86,13 @@ class SessionContext:
     history: HistoryReader
     # `history` from the request body: seeds memory when nothing is stored for the session.
     seed_history: tuple[ChatTurn, ...] = ()
+    # Most earlier turns memory may load (the newest are kept); None: no limit.
+    max_history_turns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Exchange:
-    """One question and its answer, as stored when a run finishes (however it finishes)."""
+    """One question and its answer: stored as "running" when a run starts, then as it ends."""
 
     run_id: str
     chatflow_id: str
@@ -95,7 +100,7 @@ class Exchange:
     session_id: str
     question: str
     answer: str
-    status: RunStatus
+    status: ExchangeStatus
     user_message_id: str
     api_message_id: str
     chat_type: str = "EXTERNAL"
@@ -105,7 +110,19 @@ class Exchange:
 
 
 class MessageStore(HistoryReader, Protocol):
-    async def save_exchange(self, exchange: Exchange) -> None: ...
+    """Where runs keep their exchanges, so that a crash loses at most the last second of an answer."""
+
+    async def begin_exchange(self, exchange: Exchange) -> None:
+        """Store the question, and the answer so far (usually empty), with status "running"."""
+        ...
+
+    async def save_partials(self, answers: Sequence[tuple[str, str]]) -> None:
+        """(api message id, answer so far) of running exchanges; one no longer running is left alone."""
+        ...
+
+    async def save_exchange(self, exchange: Exchange) -> None:
+        """Store the exchange as it ended, whether or not `begin_exchange` ever landed."""
+        ...
 
 
 class NodeCatalog(Protocol):
@@ -127,5 +144,5 @@ class NodeCatalog(Protocol):
 class EmptyHistory:
     turns: list[ChatTurn] = field(default_factory=list)
 
-    async def history(self, chatflow_id: str, session_id: str) -> list[ChatTurn]:
-        return list(self.turns)
+    async def history(self, chatflow_id: str, session_id: str, *, limit: int | None = None) -> list[ChatTurn]:
+        return list(self.turns[-limit:] if limit else self.turns)

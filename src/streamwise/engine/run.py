@@ -4,6 +4,10 @@ Lifecycle, whatever happens: `start` before the first `token`; then exactly one 
 metadata (success), `abort` (cancelled by a user or a departed client) or `error` (model failure or
 server shutdown); the exchange is stored with its status (partial answers included); `end` comes
 last, exactly once.
+
+Storage is crash-safe and stays off the token path: the question is written by a task of its own
+as the run starts (concurrently with the model's first token), the growing answer is saved by the
+`RunManager`'s checkpointer (`partial`), and the final write waits for the first.
 """
 
 from __future__ import annotations
@@ -17,14 +21,22 @@ from typing import Any, Literal
 from streamwise.engine.eventlog import EventLog
 from streamwise.engine.events import Abort, End, Error, Metadata, Start, Token
 from streamwise.engine.pacing import Pacer
-from streamwise.engine.ports import Answerer, ChatTurn, Exchange, MessageStore, RunStatus, SessionContext
+from streamwise.engine.ports import (
+    Answerer,
+    ChatTurn,
+    Exchange,
+    ExchangeStatus,
+    MessageStore,
+    RunStatus,
+    SessionContext,
+)
 from streamwise.engine.sink import EventSink
+from streamwise.errors import InternalError, ShuttingDown, StorageError, StreamwiseError
 
 logger = logging.getLogger("streamwise.run")
 
 CancelReason = Literal["abort", "disconnect", "shutdown"]
 SHUTDOWN_MESSAGE = "server shutting down"
-_MAX_ERROR_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -35,21 +47,17 @@ class RunRequest:
     session_id: str
     chat_type: str = "EXTERNAL"
     seed_history: tuple[ChatTurn, ...] = ()
+    max_history_turns: int | None = None
 
 
 @dataclass
 class RunOutcome:
     status: RunStatus
     text: str
-    error: str | None
+    error: str | None  # what the client is told
     chat_message_id: str
     metadata: dict[str, Any] = field(default_factory=dict)
-
-
-def public_message(exc: BaseException) -> str:
-    """A message fit for a client: the exception's own words, bounded, never a traceback."""
-    message = str(exc).strip() or type(exc).__name__
-    return message if len(message) <= _MAX_ERROR_CHARS else message[: _MAX_ERROR_CHARS - 1] + "…"
+    failure: StreamwiseError | None = None  # why it failed, for the transport to map
 
 
 def _absorb_cancellation() -> None:
@@ -61,19 +69,31 @@ def _absorb_cancellation() -> None:
 
 class Run:
     def __init__(
-        self, request: RunRequest, answerer: Answerer, store: MessageStore, pacer: Pacer | None = None
+        self,
+        request: RunRequest,
+        answerer: Answerer,
+        store: MessageStore,
+        pacer: Pacer | None = None,
+        *,
+        log: EventLog | None = None,
     ) -> None:
         self.id = str(uuid.uuid4())
         self.pacer = pacer or Pacer()
         self.request = request
         self.answerer = answerer
         self.store = store
-        self.log = EventLog()
+        self.log = log if log is not None else EventLog()
         self.user_message_id = str(uuid.uuid4())
         self.chat_message_id = str(uuid.uuid4())
         self.cancel_reason: CancelReason | None = None
         self.outcome: RunOutcome | None = None
+        memory = answerer.memory
+        self.memory_type = memory.memory_type if memory is not None else None
+        self.parts: list[str] = []  # the answer so far
+        self._saved_parts = 0  # how much of it the last partial save held
+        self._begin: asyncio.Task[None] | None = None
         self._task: asyncio.Task[RunOutcome] | None = None
+        self._entered = False  # the task began executing (before that, cancel() only marks it)
 
     def __repr__(self) -> str:
         return f"<Run {self.id} chatflow={self.request.chatflow_id} chat={self.request.chat_id}>"
@@ -88,28 +108,70 @@ class Run:
         if self._task is None or self._task.done() or self.cancel_reason is not None:
             return False
         self.cancel_reason = reason
-        self._task.cancel()
+        if self._entered:
+            self._task.cancel()
+        # Otherwise the task has not taken its first step: cancelling it now would skip the whole
+        # lifecycle (no abort, no end). It sees `cancel_reason` as it starts instead.
         return True
 
     async def wait(self) -> RunOutcome:
         return await asyncio.shield(self.start())
 
+    def partial(self) -> tuple[str, str] | None:
+        """(answer message id, answer so far) when it grew since the last call and the question is
+        stored; None otherwise. For the checkpointer, which saves running answers in batches."""
+        begin = self._begin
+        if self.outcome is not None or begin is None or not begin.done() or begin.exception() is not None:
+            return None
+        if len(self.parts) == self._saved_parts:
+            return None
+        self._saved_parts = len(self.parts)
+        return self.chat_message_id, "".join(self.parts)
+
+    def _exchange(self, answer: str, status: ExchangeStatus) -> Exchange:
+        request = self.request
+        return Exchange(
+            run_id=self.id,
+            chatflow_id=request.chatflow_id,
+            chat_id=request.chat_id,
+            session_id=request.session_id,
+            question=request.question,
+            answer=answer,
+            status=status,
+            user_message_id=self.user_message_id,
+            api_message_id=self.chat_message_id,
+            chat_type=request.chat_type,
+            memory_type=self.memory_type,
+        )
+
+    async def _store_question(self) -> None:
+        try:
+            await self.store.begin_exchange(self._exchange("", "running"))
+        except Exception as exc:  # the final write inserts what is missing
+            logger.warning("run %s: storing the question failed: %r", self.id, exc)
+            raise
+
     async def _execute(self) -> RunOutcome:
+        self._entered = True
         request = self.request
         log: EventSink = self.log
+        self._begin = asyncio.ensure_future(self._store_question())
         session = SessionContext(
             chatflow_id=request.chatflow_id,
             chat_id=request.chat_id,
             session_id=request.session_id,
             history=self.store,
             seed_history=request.seed_history,
+            max_history_turns=request.max_history_turns,
         )
-        parts: list[str] = []
+        parts = self.parts
         status: RunStatus = "complete"
-        error: str | None = None
+        failure: StreamwiseError | None = None
         started = False
         budget = 1  # yield after the first token, so it goes out at once
         try:
+            if self.cancel_reason is not None:
+                raise asyncio.CancelledError  # cancelled before it began
             async for chunk in self.answerer.answer(request.question, session):
                 if not started:
                     log.emit(Start(chunk))
@@ -127,45 +189,50 @@ class Run:
                 raise  # not ours: the event loop is going away
             _absorb_cancellation()
             if self.cancel_reason == "shutdown":
-                status, error = "error", SHUTDOWN_MESSAGE
+                status, failure = "error", ShuttingDown(SHUTDOWN_MESSAGE)
                 log.emit(Error(SHUTDOWN_MESSAGE))
             else:
                 status = "aborted"
                 log.emit(Abort())
+        except StreamwiseError as exc:
+            status, failure = "error", exc
+            detail = f" ({exc.detail})" if exc.detail else ""
+            logger.warning("run %s failed: %s%s", self.id, exc.message, detail)
+            log.emit(Error(exc.message))
         except Exception as exc:
-            status, error = "error", public_message(exc)
-            logger.warning("run %s failed: %s", self.id, error, exc_info=logger.isEnabledFor(logging.DEBUG))
-            log.emit(Error(error))
+            status = "error"
+            failure = InternalError(
+                f"The answer failed unexpectedly (run {self.id}; the server log has more)"
+            )
+            logger.error("run %s failed unexpectedly", self.id, exc_info=exc)
+            log.emit(Error(failure.message))
 
         text = "".join(parts)
-        memory = self.answerer.memory
-        memory_type = memory.memory_type if memory is not None else None
         metadata: dict[str, Any] = {
             "chatId": request.chat_id,
             "chatMessageId": self.chat_message_id,
             "question": request.question,
         }
-        if memory_type:
+        if self.memory_type:
             metadata["sessionId"] = request.session_id
-            metadata["memoryType"] = memory_type
-        save_error = await self._store_despite_cancellation(text, status, memory_type)
+            metadata["memoryType"] = self.memory_type
+        save_error = await self._store_despite_cancellation(text, status)
         if save_error is not None:
             logger.error("run %s: storing the exchange failed: %r", self.id, save_error)
             if status == "complete":
-                status, error = "error", f"answer could not be stored: {public_message(save_error)}"
-                log.emit(Error(error))
+                status, failure = "error", StorageError("The answer could not be stored")
+                log.emit(Error(failure.message))
         if status == "complete":
             log.emit(Metadata(metadata))
-        self.outcome = RunOutcome(status, text, error, self.chat_message_id, metadata)
+        error = failure.message if failure is not None else None
+        self.outcome = RunOutcome(status, text, error, self.chat_message_id, metadata, failure)
         log.emit(End())
         return self.outcome
 
-    async def _store_despite_cancellation(
-        self, text: str, status: RunStatus, memory_type: str | None
-    ) -> BaseException | None:
+    async def _store_despite_cancellation(self, text: str, status: RunStatus) -> BaseException | None:
         """Store the exchange; a cancellation arriving meanwhile (a shutdown) waits for it, so the
         partial answer is never lost and `end` is only sent once it is stored."""
-        save = asyncio.ensure_future(self._store(text, status, memory_type))
+        save = asyncio.ensure_future(self._store(text, status))
         while not save.done():
             try:
                 await asyncio.shield(save)
@@ -175,20 +242,7 @@ class Run:
                 break
         return save.exception()
 
-    async def _store(self, text: str, status: RunStatus, memory_type: str | None) -> None:
-        request = self.request
-        await self.store.save_exchange(
-            Exchange(
-                run_id=self.id,
-                chatflow_id=request.chatflow_id,
-                chat_id=request.chat_id,
-                session_id=request.session_id,
-                question=request.question,
-                answer=text,
-                status=status,
-                user_message_id=self.user_message_id,
-                api_message_id=self.chat_message_id,
-                chat_type=request.chat_type,
-                memory_type=memory_type,
-            )
-        )
+    async def _store(self, text: str, status: RunStatus) -> None:
+        if self._begin is not None:
+            await asyncio.gather(self._begin, return_exceptions=True)  # the final write comes second
+        await self.store.save_exchange(self._exchange(text, status))

@@ -5,23 +5,32 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from streamwise.engine.checkpoint import Checkpointer
+from streamwise.engine.eventlog import DEFAULT_MAX_UNREAD_BYTES, EventLog
 from streamwise.engine.pacing import Pacer
 from streamwise.engine.ports import Answerer, MessageStore
 from streamwise.engine.run import CancelReason, Run, RunRequest
+from streamwise.errors import ShuttingDown
 
 logger = logging.getLogger("streamwise.runs")
 
-
-class ShuttingDown(Exception):
-    """No new runs are accepted once a drain began."""
+__all__ = ["RunManager", "ShuttingDown"]
 
 
 class RunManager:
-    def __init__(self, store: MessageStore) -> None:
+    def __init__(
+        self,
+        store: MessageStore,
+        *,
+        checkpoint_seconds: float = 1.0,
+        max_unread_bytes: int = DEFAULT_MAX_UNREAD_BYTES,
+    ) -> None:
         self.store = store
         self._runs: dict[str, Run] = {}
         self._draining = False
         self.pacer = Pacer()
+        self.checkpointer = Checkpointer(store, checkpoint_seconds)
+        self.max_unread_bytes = max_unread_bytes
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -33,15 +42,17 @@ class RunManager:
     def start(self, request: RunRequest, answerer: Answerer) -> Run:
         if self._draining:
             raise ShuttingDown("server shutting down")
-        run = Run(request, answerer, self.store, self.pacer)
+        run = Run(request, answerer, self.store, self.pacer, log=EventLog(self.max_unread_bytes))
         self._runs[run.id] = run
         self.pacer.active += 1
         task = run.start()
+        self.checkpointer.watch(run)
         task.add_done_callback(lambda _task: self._finished(run))
         return run
 
     def _finished(self, run: Run) -> None:
         self._runs.pop(run.id, None)
+        self.checkpointer.forget(run)
         self.pacer.active -= 1
 
     def get(self, run_id: str) -> Run | None:
@@ -71,3 +82,10 @@ class RunManager:
         _done, pending = await asyncio.wait(tasks, timeout=timeout)
         if pending:
             logger.warning("%d run(s) did not finish within %.1fs of shutdown", len(pending), timeout)
+            try:
+                await self.checkpointer.save_now()  # keep what they have; recovery marks them interrupted
+            except Exception as exc:
+                logger.warning("saving running answers failed: %r", exc)
+
+    async def close(self) -> None:
+        await self.checkpointer.close()

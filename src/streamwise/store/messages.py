@@ -1,8 +1,10 @@
 """Stored chat messages: what memory nodes read back and what `/api/v1/chatmessage` lists and deletes.
 
 Each exchange is two rows, a `userMessage` and an `apiMessage`, written together in one transaction
-when a run finishes however it finishes; `status` says whether the answer is complete, aborted or
-cut short by an error, so a partial answer is kept rather than lost.
+as its run starts, with status "running"; the answer is saved as it grows, and both rows are written
+again when the run ends, however it ends. `status` says whether the answer is complete, aborted, cut
+short by an error, or interrupted by a crash, so a partial answer is kept rather than lost. Running
+exchanges are left out of memory (`history`) until they end.
 """
 
 from __future__ import annotations
@@ -15,7 +17,21 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import ColumnElement, CursorResult, and_, delete, insert, not_, select
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Insert,
+    and_,
+    bindparam,
+    case,
+    delete,
+    insert,
+    not_,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 
 from streamwise.engine.ports import ChatTurn, Exchange, Role
 from streamwise.store.database import Database
@@ -42,6 +58,34 @@ JSON_FIELDS = (
 _TURN_ROLES: dict[str, Role] = {USER_MESSAGE: "user", API_MESSAGE: "assistant"}
 
 _clock = MonotonicClock()
+
+# Only a row still "running" takes a partial answer: one that ended meanwhile keeps its final text.
+_SAVE_PARTIAL = (
+    update(ChatMessage)
+    .where(ChatMessage.id == bindparam("message_id"), ChatMessage.status == "running")
+    .values(content=bindparam("text"))
+    .execution_options(synchronize_session=False)
+)
+# What a finished exchange may change in rows that `begin_exchange` wrote.
+_FINAL_COLUMNS = ("content", "status", "sourceDocuments", "usedTools", "memoryType", "instanceId")
+_UPSERTS: dict[str, Insert] = {}
+
+
+def _upsert(dialect: str) -> Insert:
+    statement = _UPSERTS.get(dialect)
+    if statement is None:
+        if dialect == "postgresql":
+            pg = postgresql.insert(ChatMessage)
+            statement = pg.on_conflict_do_update(
+                index_elements=[ChatMessage.id], set_={name: pg.excluded[name] for name in _FINAL_COLUMNS}
+            )
+        else:
+            lite = sqlite.insert(ChatMessage)
+            statement = lite.on_conflict_do_update(
+                index_elements=[ChatMessage.id], set_={name: lite.excluded[name] for name in _FINAL_COLUMNS}
+            )
+        _UPSERTS[dialect] = statement
+    return statement
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,18 +127,22 @@ class MessageRecord:
 
 
 class MessageRepository:
-    """Implements the engine's `MessageStore` (and so `HistoryReader`)."""
+    """Implements the engine's `MessageStore` (and so `HistoryReader`).
 
-    def __init__(self, db: Database) -> None:
+    `instance_id` names this server process on the rows of the exchanges it runs, so recovery can
+    tell them from those of a process that died (see `store/instances.py`).
+    """
+
+    def __init__(self, db: Database, *, instance_id: str | None = None) -> None:
         self._db = db
+        self.instance_id = instance_id
 
-    async def save_exchange(self, exchange: Exchange) -> None:
-        """Write the question and the answer atomically; the answer is dated at least 1 ms later.
+    def _rows(self, exchange: Exchange, *, running: bool) -> list[dict[str, Any]]:
+        """The question row and the answer row, dated now: the answer at least 1 ms after the question.
 
-        The dates come from a process-wide monotonic clock, so exchanges saved by this process sort in
-        save order and a question always sorts before its own answer, on any backend.
+        The dates come from a process-wide monotonic clock, so exchanges begun by this process sort in
+        the order they began, and a question always sorts before its own answer, on any backend.
         """
-        asked_at = _clock.tick()
         shared = {
             "chatflowid": exchange.chatflow_id,
             "chatType": exchange.chat_type,
@@ -102,6 +150,7 @@ class MessageRepository:
             "memoryType": exchange.memory_type,
             "sessionId": exchange.session_id,
             "runId": exchange.run_id,
+            "instanceId": self.instance_id if running else None,
         }
         question = {
             "id": exchange.user_message_id,
@@ -109,8 +158,8 @@ class MessageRepository:
             "content": exchange.question,
             "sourceDocuments": None,
             "usedTools": None,
-            "createdDate": asked_at,
-            "status": "complete",
+            "createdDate": _clock.tick(),
+            "status": "running" if running else "complete",
             **shared,
         }
         answer = {
@@ -123,9 +172,51 @@ class MessageRepository:
             "status": exchange.status,
             **shared,
         }
-        # A bulk INSERT of plain rows: this runs once per answer, and skips the ORM's unit of work.
+        return [question, answer]
+
+    async def begin_exchange(self, exchange: Exchange) -> None:
+        """Store the question and the answer so far, both "running" (left out of memory until done)."""
+        rows = self._rows(exchange, running=True)
+        # A bulk INSERT of plain rows skips the ORM's unit of work: this runs once per question.
         async with self._db.transaction() as session:
-            await session.execute(insert(ChatMessage), [question, answer])
+            await session.execute(insert(ChatMessage), rows)
+
+    async def save_partials(self, answers: Sequence[tuple[str, str]]) -> None:
+        """Save the answers of running exchanges as they grow, all in one transaction."""
+        if not answers:
+            return
+        params = [{"message_id": message_id, "text": text} for message_id, text in answers]
+        async with self._db.transaction() as session:
+            await session.execute(_SAVE_PARTIAL, params)
+
+    async def save_exchange(self, exchange: Exchange) -> None:
+        """Store the exchange as it ended: both rows, inserted, or replaced if `begin_exchange` landed.
+
+        A replaced row keeps its date, so exchanges keep the order in which they began.
+        """
+        rows = self._rows(exchange, running=exchange.status == "running")
+        statement = _upsert(self._db.dialect)
+        async with self._db.transaction() as session:
+            await session.execute(statement, rows)
+
+    async def mark_interrupted(self, live_instances: Sequence[str]) -> int:
+        """Exchanges left "running" by a process not in `live_instances` ended with it: mark them
+        "interrupted" (the question "complete"), keeping the answer saved so far. Returns the number
+        of rows changed (two per exchange)."""
+        orphaned = and_(
+            ChatMessage.status == "running",
+            or_(ChatMessage.instanceId.is_(None), ChatMessage.instanceId.not_in(list(live_instances))),
+        )
+        status = case((ChatMessage.role == API_MESSAGE, "interrupted"), else_="complete")
+        statement = (
+            update(ChatMessage)
+            .where(orphaned)
+            .values(status=status, instanceId=None)
+            .execution_options(synchronize_session=False)
+        )
+        async with self._db.transaction() as session:
+            result = cast(CursorResult[Any], await session.execute(statement))
+            return result.rowcount
 
     async def history(
         self, chatflow_id: str, session_id: str, *, limit: int | None = None
@@ -139,6 +230,7 @@ class MessageRepository:
             .where(
                 ChatMessage.chatflowid == chatflow_id,
                 ChatMessage.sessionId == session_id,
+                ChatMessage.status != "running",
                 not_(and_(ChatMessage.role == API_MESSAGE, ChatMessage.content == "")),
             )
             .order_by(ChatMessage.createdDate.desc())

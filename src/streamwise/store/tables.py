@@ -1,4 +1,5 @@
-"""The two tables Streamwise keeps, shaped like Flowise's so its data and clients feel at home.
+"""The tables Streamwise keeps: two shaped like Flowise's so its data and clients feel at home,
+and one of live server processes.
 
 Column names are Flowise's camelCase ones, so a row maps onto the wire JSON one to one.
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Index, MetaData, String, Text
+from sqlalchemy import Boolean, DateTime, Index, Integer, MetaData, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -80,6 +81,8 @@ class ChatMessage(Base):
     # and its leading column also serves every lookup by chatflow alone.
     __table_args__ = (
         Index("ix_chat_message_chatflowid_sessionId_createdDate", "chatflowid", "sessionId", "createdDate"),
+        # Recovery looks for exchanges left running; few rows ever are.
+        Index("ix_chat_message_status", "status"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -102,3 +105,21 @@ class ChatMessage(Base):
     followUpPrompts: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="complete", server_default="complete")
     runId: Mapped[str | None] = mapped_column(String(), index=True)
+    # The server process running the exchange, while it runs (see ServerInstance).
+    instanceId: Mapped[str | None] = mapped_column(String(36))
+
+
+class ServerInstance(Base):
+    """A live server process: it renews `heartbeatDate` while it runs and removes its row on exit.
+
+    Exchanges still "running" whose process has no fresh heartbeat (or, on the same host, whose pid is
+    gone) were cut off by a crash; recovery marks them "interrupted".
+    """
+
+    __tablename__ = "server_instance"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    host: Mapped[str] = mapped_column(String())
+    pid: Mapped[int] = mapped_column(Integer)
+    startedDate: Mapped[datetime] = mapped_column(UTCDateTime())
+    heartbeatDate: Mapped[datetime] = mapped_column(UTCDateTime())
