@@ -2,66 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
 from tests.support.flows import fake_flow
+from tests.support.process import read_output, started
 from tests.support.server import free_port
 from tests.support.sse import check_invariant, parse_frames, stream_acting_once
 
 # uvicorn re-raises the signal once it has shut down gracefully, so the exit status reports SIGTERM.
 GRACEFUL = (0, -signal.SIGTERM)
-
-
-@contextmanager
-def started(data_dir: Path, port: int) -> Iterator[subprocess.Popen[str]]:
-    env = {
-        **os.environ,
-        "STREAMWISE_DATA_DIR": str(data_dir),
-        "STREAMWISE_PRELOAD_LOCAL_MODEL": "false",
-        "STREAMWISE_SHUTDOWN_GRACE_SECONDS": "5",
-    }
-    env.pop("STREAMWISE_DATABASE_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamwise", "start", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v1/ping", timeout=1).text == "pong":
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
-
-
-def read_output(process: subprocess.Popen[str]) -> str:
-    assert process.stdout is not None
-    return process.stdout.read()
 
 
 def test_first_start_seeds_a_chatflow_and_prints_a_curl_command(tmp_path: Path) -> None:

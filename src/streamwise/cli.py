@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -30,6 +31,11 @@ class DrainingServer(uvicorn.Server):
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)
+        # Everything alive now (modules, classes, the loaded app) lives as long as the process: keep
+        # it out of the collector's full passes, which otherwise stall the event loop for 50-70 ms
+        # now and then under load (measured with a 10 MB request).
+        gc.collect()
+        gc.freeze()
         if self.announce_start and not self.should_exit:
             announce(self.fastapi_app, self.settings)
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from streamwise.engine.eventlog import EventLog
+from streamwise.engine.eventlog import EventLog, SlowReader
 from streamwise.engine.events import End, Event, Start, Token
 
 
@@ -61,3 +61,65 @@ async def test_a_cancelled_reader_leaves_no_waiter_behind() -> None:
         await reader
     assert log._waiters == []
     assert await log.wait_beyond(0, 0.001) is False
+
+
+async def test_events_every_reader_has_read_are_dropped() -> None:
+    log = EventLog()
+    with log.subscribe() as reader:
+        batches = reader.batches()
+        for index in range(1000):
+            log.emit(Token(f"t{index}"))
+        assert len(await anext(batches)) == 1000
+        assert log.held == 0 and len(log) == 1000  # absolute cursors go on counting
+        log.emit(Token("more"))
+        assert await anext(batches) == [Token("more")]
+
+
+async def test_until_the_first_reader_comes_nothing_is_dropped() -> None:
+    log = EventLog()
+    for index in range(300):
+        log.emit(Token(f"t{index}"))
+    assert log.held == 300
+    log.emit(End())
+    assert sum(len(batch) for batch in await collect(log)) == 301
+
+
+async def test_a_log_nobody_will_read_keeps_nothing() -> None:
+    log = EventLog()
+    log.emit(Start(""))
+    log.discard_unread()
+    for index in range(5000):
+        log.emit(Token(f"t{index}"))
+    assert log.held < 300 and len(log) == 5001
+
+
+async def test_a_reader_that_falls_too_far_behind_is_cut_off_and_the_log_goes_on() -> None:
+    log = EventLog(max_unread_bytes=10_000)
+    cut: list[bool] = []
+    with log.subscribe() as slow, log.subscribe() as fast:
+        slow.on_cut = lambda: cut.append(True)
+        fast_batches = fast.batches()
+        for index in range(1000):
+            log.emit(Token(f"token {index} " * 3))
+            if index % 50 == 0:
+                await anext(fast_batches)  # this one keeps reading
+        assert cut == [True] and slow.cut and not fast.cut
+        assert log.held < 200  # nothing is kept for the reader that left
+        with pytest.raises(SlowReader):
+            await anext(slow.batches())
+        log.emit(End())
+        rest = [event async for batch in fast_batches for event in batch]
+        assert rest[-1] == End()
+
+
+async def test_a_reader_may_not_start_before_what_is_still_held() -> None:
+    log = EventLog()
+    with log.subscribe() as reader:
+        batches = reader.batches()
+        for index in range(500):
+            log.emit(Token(str(index)))
+        await anext(batches)
+    with pytest.raises(LookupError):
+        log.since(0)
+    with pytest.raises(LookupError), log.subscribe(0):
+        pass

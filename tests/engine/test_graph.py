@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from streamwise.engine.graph import parse_flow_data
-from streamwise.errors import GraphError
+from streamwise.engine.graph import GraphLimits, parse_flow_data
+from streamwise.errors import GraphError, LimitExceeded
 from streamwise.nodes.registry import default_registry
 from tests.support.flows import edge, fake_flow, fake_model, node, ref
 
@@ -99,3 +102,112 @@ def test_two_answering_nodes_are_refused() -> None:
 def test_malformed_flow_data_is_refused(flow_data: str, message: str) -> None:
     with pytest.raises(GraphError, match=message):
         parse_flow_data(flow_data, registry)
+
+
+def _chain_of_prompts(count: int) -> dict[str, Any]:
+    """`count` nodes in one long dependency chain, ending in an LLM chain: the worst case for ordering."""
+    nodes = [fake_model()]
+    for index in range(count - 2):
+        previous = "fake_0" if index == 0 else f"promptTemplate_{index - 1}"
+        nodes.append(
+            node(
+                f"promptTemplate_{index}",
+                "promptTemplate",
+                "Prompts",
+                {"template": "{q}", "x": ref(previous)},
+            )
+        )
+    last = f"promptTemplate_{count - 3}"
+    nodes.append(node("llmChain_0", "llmChain", "Chains", {"model": ref("fake_0"), "prompt": ref(last)}))
+    return {"nodes": nodes, "edges": []}
+
+
+def test_the_largest_accepted_graph_validates_in_linear_time() -> None:
+    limits = GraphLimits(max_nodes=20_000, max_edges=5_000)
+    started = time.perf_counter()
+    graph = parse_flow_data(json.dumps(_chain_of_prompts(20_000)), registry, limits)
+    elapsed = time.perf_counter() - started
+    assert graph.ending_node_id == "llmChain_0" and len(graph.order) == 20_000
+    assert elapsed < 10  # generous: linear takes well under a second here; quadratic took 12 s
+
+
+def test_a_graph_over_the_limits_is_refused_before_it_is_validated() -> None:
+    flow = _chain_of_prompts(1_001)
+    message = r"1,001 nodes; the limit is 1,000 \(STREAMWISE_MAX_FLOW_NODES\)"
+    with pytest.raises(LimitExceeded, match=message):
+        parse_flow_data(flow, registry, GraphLimits(max_nodes=1_000))
+    flow["edges"] = [edge("fake_0", "llmChain_0", "model")] * 11
+    with pytest.raises(LimitExceeded, match=r"11 edges; the limit is 10"):
+        parse_flow_data(flow, registry, GraphLimits(max_nodes=5_000, max_edges=10))
+
+
+@pytest.mark.parametrize(
+    ("bad_edge", "message"),
+    [
+        (
+            {"id": "e1", "source": ["fake_0"], "target": "conversationChain_0"},
+            r"Edge e1: field 'source'.*list",
+        ),
+        ({"source": "fake_0"}, r"Edge #0: field 'target': field required"),
+        ("fake_0->chain", r"Edge #0 must be an object"),
+        ({"source": "fake_0", "target": "conversationChain_0", "sourceHandle": 5}, r"sourceHandle"),
+    ],
+)
+def test_a_malformed_edge_is_refused_naming_it(bad_edge: object, message: str) -> None:
+    flow = json.loads(fake_flow())
+    flow["edges"] = [bad_edge]
+    with pytest.raises(GraphError, match=message):
+        parse_flow_data(json.dumps(flow), registry)
+
+
+def test_deeply_nested_flow_data_is_refused() -> None:
+    deep = '{"nodes": [' + "[" * 1000 + "]" * 1000 + "]}"
+    with pytest.raises(GraphError, match="nested deeper"):
+        parse_flow_data(deep, registry)
+
+
+node_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": st.text(max_size=8) | st.integers() | st.none(),
+        "data": st.none()
+        | st.integers()
+        | st.fixed_dictionaries(
+            {},
+            optional={
+                "name": st.sampled_from(["llmChain", "conversationChain", "scriptedFakeChatModel", "x", ""])
+                | st.integers(),
+                "inputs": st.none()
+                | st.integers()
+                | st.dictionaries(st.text(max_size=6), st.text(max_size=30) | st.integers() | st.none()),
+                "inputParams": st.none()
+                | st.integers()
+                | st.lists(st.dictionaries(st.text(max_size=4), st.text())),
+                "label": st.text(max_size=5) | st.integers(),
+            },
+        ),
+    },
+)
+edge_like = st.dictionaries(
+    st.sampled_from(["source", "target", "sourceHandle", "id"]),
+    st.text(max_size=8) | st.lists(st.text()) | st.none(),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "nodes": st.lists(node_like, max_size=6) | st.integers() | st.text(),
+            "edges": st.lists(edge_like, max_size=6) | st.none() | st.integers(),
+        },
+    )
+)
+def test_any_flow_data_is_a_graph_or_a_flow_error(flow: dict[str, Any]) -> None:
+    try:
+        graph = parse_flow_data(json.dumps(flow), registry)
+    except (GraphError, LimitExceeded) as exc:
+        assert exc.message
+        return
+    assert graph.ending_node_id in graph.nodes

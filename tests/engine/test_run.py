@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 import pytest
 
@@ -189,3 +189,75 @@ async def test_a_model_that_cannot_stream_still_yields_its_answer_as_a_token() -
     events = await run_to_end(run)
     assert [e.event for e in events] == ["start", "token", "metadata", "end"]
     assert assert_invariant(events) == "whole answer"
+
+
+async def test_the_question_is_stored_as_the_run_starts_and_the_answer_replaces_it_at_the_end() -> None:
+    store = InMemoryMessageStore()
+    model = ScriptedFakeChatModel(("slow",) * 20, delay=0.01)
+    run = Run(request(question="is it stored?"), chain(model), store)
+    run.start()
+    await wait_for_events(run, 2)
+    [running] = store.by_id.values()
+    assert (running.question, running.status, running.answer) == ("is it stored?", "running", "")
+    assert store.exchanges == []  # not finished: left out of memory
+    await run_to_end(run)
+    [done] = store.by_id.values()
+    assert (done.status, done.answer) == ("complete", "slow" * 20)
+
+
+async def test_partial_gives_the_answer_so_far_only_when_it_grew() -> None:
+    store = InMemoryMessageStore()
+    run = Run(request(), chain(ScriptedFakeChatModel(("a", "b", "c"), delay=0.05)), store)
+    run.start()
+    await wait_for_events(run, 2)  # start and the first token
+    assert run.partial() == (run.chat_message_id, "a")
+    assert run.partial() is None  # nothing new since
+    await run_to_end(run)
+    assert run.partial() is None  # ended: the final write has it
+
+
+async def test_the_checkpointer_saves_growing_answers_in_batches_while_tokens_flow() -> None:
+    store = InMemoryMessageStore()
+    manager = RunManager(store, checkpoint_seconds=0.05)
+    slow = ScriptedFakeChatModel(tuple(f"w{i} " for i in range(40)), delay=0.01)
+    runs = [manager.start(request(f"chat-{n}"), chain(slow)) for n in range(3)]
+    await asyncio.sleep(0.2)
+    mid_run = {message_id: exchange.answer for message_id, exchange in store.by_id.items()}
+    assert all(answer.startswith("w0 w1 ") for answer in mid_run.values()), mid_run
+    for run in runs:
+        await run_to_end(run)
+    assert store.partial_saves and max(len(batch) for batch in store.partial_saves) == 3
+    assert all(exchange.status == "complete" for exchange in store.exchanges)
+    await manager.close()
+
+
+async def test_a_question_that_could_not_be_stored_is_written_with_the_answer() -> None:
+    store = InMemoryMessageStore(fail_begin=True)
+    run = Run(request(question="q?"), chain(ScriptedFakeChatModel(("a",))), store)
+    events = await run_to_end(run)
+    assert [e.event for e in events][-2:] == ["metadata", "end"]
+    assert [(e.question, e.answer, e.status) for e in store.exchanges] == [("q?", "a", "complete")]
+
+
+async def test_a_run_cancelled_before_its_first_step_still_aborts_and_ends() -> None:
+    store = InMemoryMessageStore()
+    probe = FakeProbe()
+    manager = RunManager(store)
+    run = manager.start(request(), chain(ScriptedFakeChatModel(("never",), probe=probe)))
+    assert run.cancel("abort")  # the task has not run yet
+    events = await run_to_end(run)
+    assert [e.event for e in events] == ["abort", "end"]
+    assert probe.started == 0 and store.exchanges[0].status == "aborted"
+
+
+async def test_an_unexpected_failure_is_reported_without_its_text() -> None:
+    class Broken(ScriptedFakeChatModel):
+        async def stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[str, None]:
+            raise KeyError("/srv/secret/path")
+            yield ""
+
+    run = Run(request(), chain(Broken(())), InMemoryMessageStore())
+    events = await run_to_end(run)
+    assert isinstance(events[0], Error) and run.id in events[0].data
+    assert "secret" not in events[0].data and "KeyError" not in events[0].data
+    assert run.outcome is not None and type(run.outcome.failure).__name__ == "InternalError"

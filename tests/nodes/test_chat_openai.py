@@ -161,8 +161,10 @@ async def test_one_client_serves_every_build_with_the_same_settings(
     second = build(services, stub, modelName="b", temperature=0.1)
     other_timeout = build(services, stub, modelName="a", timeout=5000)
 
-    assert first.client is second.client
-    assert other_timeout.client is not first.client
+    assert not services.cache  # building touches nothing
+    clients = await asyncio.gather(*(node.client() for node in (first, second, first, second)))
+    assert all(client is clients[0] for client in clients)  # built once, even when asked at once
+    assert await other_timeout.client() is not clients[0]
 
 
 @pytest.mark.parametrize(
@@ -197,7 +199,7 @@ async def test_base_url_precedence(
 
     node = chat_openai.build("chatOpenAI_0", inputs, services)
 
-    assert str(node.client.base_url) == expected
+    assert str((await node.client()).base_url) == expected
 
 
 async def test_the_credential_id_is_ignored_and_the_key_comes_from_the_environment(
@@ -286,7 +288,7 @@ def test_spec_names_the_flowise_node() -> None:
 
 
 async def test_the_stub_speaks_openai_as_the_sdk_reads_it(stub: StubServer, services: NodeServices) -> None:
-    client = build(services, stub).client
+    client = await build(services, stub).client()
 
     chunks = await client.chat.completions.create(
         model="stub?tokens=5", messages=[{"role": "user", "content": "hi"}], stream=True

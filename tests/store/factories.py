@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from streamwise.engine.ports import Exchange, RunStatus
+from streamwise.engine.ports import Exchange, ExchangeStatus
 from streamwise.store import Database
 from streamwise.store.tables import ChatMessage
 
@@ -18,7 +18,7 @@ def make_exchange(
     *,
     session_id: str = "session",
     chat_id: str | None = None,
-    status: RunStatus = "complete",
+    status: ExchangeStatus = "complete",
     **extra: Any,
 ) -> Exchange:
     return Exchange(

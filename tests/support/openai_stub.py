@@ -18,6 +18,9 @@ Behaviour is chosen per request, so one stub serves many tests. Controls are que
     message=M   the error message for status / error (default "stub failure")
     drop=K      send K tokens, then drop the connection without finishing the response
     error=K     send K tokens, then an in-stream error event, then end the stream
+    retry=S     with status=C, also send `Retry-After: S`
+    hang=1      read the request, then send nothing at all until the client leaves
+    stall=K     send K tokens, then go silent until the client leaves
 Other keys are ignored, which helps tell requests apart ("stub?tokens=5&case=cancel"). drop and error
 apply to streamed answers only; a non-streamed answer is always whole.
 
@@ -78,12 +81,19 @@ class Controls:
     message: str = "stub failure"
     drop: int | None = None
     error: int | None = None
+    retry: str | None = None
+    hang: bool = False
+    stall: int | None = None
 
     def merged(self, query: str) -> Controls:
         changes: dict[str, Any] = {}
         for key, value in parse_qsl(query):
-            if key in ("tokens", "status", "drop", "error"):
+            if key in ("tokens", "status", "drop", "error", "stall"):
                 changes[key] = int(value)
+            elif key == "retry":
+                changes[key] = value
+            elif key == "hang":
+                changes[key] = value not in ("", "0", "false")
             elif key == "delay":
                 changes[key] = float(value)
             elif key == "message":
@@ -195,8 +205,14 @@ class StubApp:
         record = self.recorder.new(scope["path"], model, stream, body, headers)
         dialect = OLLAMA if ollama else OPENAI
         try:
+            if controls.hang:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                record.disconnected = True
+                return
             if controls.status is not None:
-                await _respond(send, controls.status, dialect.error(controls.message, controls.status))
+                extra = ((b"retry-after", controls.retry.encode()),) if controls.retry else ()
+                await _respond(send, controls.status, dialect.error(controls.message, controls.status), extra)
             elif not stream:
                 await _respond(send, 200, dialect.answer(model, controls.tokens))
             else:
@@ -234,6 +250,9 @@ class StubApp:
                 frame = head + _json(f"t{i} ").encode() + tail
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
                 record.tokens_sent = i + 1
+                if c.stall is not None and record.tokens_sent >= c.stall:
+                    await watcher  # silent until the client leaves
+                    return
             if record.disconnected:
                 return
             record.completed = True
@@ -247,9 +266,9 @@ class StubApp:
             record.ended = time.monotonic()
 
 
-async def _respond(send: Send, status: int, payload: object) -> None:
+async def _respond(send: Send, status: int, payload: object, extra: Headers = ()) -> None:
     body = _json(payload).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 

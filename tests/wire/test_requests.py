@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streamwise.engine.ports import ChatTurn
-from streamwise.wire.requests import BadRequest, decode_body, parse_prediction
+from streamwise.errors import LimitExceeded
+from streamwise.wire.requests import BadRequest, RequestLimits, decode_body, parse_prediction
 
 
 def test_python_sdk_body_with_nulls_is_accepted() -> None:
@@ -68,8 +73,12 @@ def test_history_in_the_python_sdk_shape_is_read() -> None:
         ({"question": "q", "streaming": "maybe"}, "'streaming'"),
         ({"question": "q", "overrideConfig": [1]}, "'overrideConfig' must be an object"),
         ({"question": "q", "history": "x"}, "'history' is not valid JSON"),
+        ({"question": "q", "history": "[" * 200 + "]" * 200}, "'history' is nested deeper"),
+        ({"question": "q", "overrideConfig": '{"a":' * 100 + "1" + "}" * 100}, "'overrideConfig' is nested"),
         ({"question": "q", "history": [{"role": "robot", "content": "x"}]}, "history[0].role"),
         ({"question": "q", "chatId": {"a": 1}}, "'chatId' must be a string"),
+        ({"question": "q", "chatId": "c" * 257}, "'chatId' is longer than 256"),
+        ({"question": "q", "overrideConfig": {"sessionId": "s" * 300}}, "'overrideConfig.sessionId'"),
     ],
 )
 def test_bad_fields_are_refused_with_the_field_named(fields: dict[str, object], message: str) -> None:
@@ -81,3 +90,61 @@ def test_bad_fields_are_refused_with_the_field_named(fields: dict[str, object], 
 def test_malformed_json_is_refused(body: bytes) -> None:
     with pytest.raises(BadRequest):
         decode_body(body, "application/json")
+
+
+LIMITS = RequestLimits(max_message_chars=100, max_history_turns=3)
+
+
+def test_a_question_over_the_message_limit_is_refused() -> None:
+    parse_prediction({"question": "q" * 100}, LIMITS)
+    with pytest.raises(LimitExceeded, match=r"'question' is 101 characters long; the limit is 100"):
+        parse_prediction({"question": "q" * 101}, LIMITS)
+
+
+def test_history_over_the_turn_limit_or_with_a_long_turn_is_refused() -> None:
+    turn = {"role": "userMessage", "content": "x"}
+    parse_prediction({"question": "q", "history": [turn] * 3}, LIMITS)
+    with pytest.raises(LimitExceeded, match=r"'history' has 4 turns; the limit is 3"):
+        parse_prediction({"question": "q", "history": [turn] * 4}, LIMITS)
+    with pytest.raises(LimitExceeded, match=r"history\[1\].content"):
+        parse_prediction({"question": "q", "history": [turn, {**turn, "content": "y" * 101}]}, LIMITS)
+
+
+def test_a_form_field_holding_deep_json_is_a_bad_request_not_a_crash() -> None:
+    body = b"question=hi&overrideConfig=" + b"%5B" * 5000 + b"%5D" * 5000
+    fields = decode_body(body, "application/x-www-form-urlencoded")
+    with pytest.raises(BadRequest, match="nested deeper"):
+        parse_prediction(fields)
+
+
+field_values = (
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30) | st.lists(st.text(max_size=5))
+)
+bodies = st.dictionaries(
+    st.sampled_from(["question", "streaming", "chatId", "overrideConfig", "history", "uploads", "x"]),
+    field_values
+    | st.dictionaries(st.text(max_size=5), field_values, max_size=3)
+    | st.lists(st.dictionaries(st.sampled_from(["role", "content", "type", "message"]), field_values)),
+    max_size=6,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(bodies)
+def test_any_body_is_either_a_request_or_a_bad_request(fields: dict[str, object]) -> None:
+    try:
+        request = parse_prediction(fields)
+    except BadRequest as exc:
+        assert exc.message
+        return
+    assert isinstance(request.question, str) and request.question.strip()
+    assert all(isinstance(turn, ChatTurn) for turn in request.history)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(max_size=300), st.sampled_from(["application/json", "application/x-www-form-urlencoded", ""])
+)
+def test_any_bytes_decode_or_are_a_bad_request(body: bytes, content_type: str) -> None:
+    with contextlib.suppress(BadRequest):
+        parse_prediction(decode_body(body, content_type))

@@ -104,11 +104,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(500, "Internal server error")
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path (Starlette names only the first route's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
-    return sorted(methods)
+    """Every method some route serves at this path (Starlette names only the first route's): the ones
+    for which some route would match in full."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in sorted(_METHODS)
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]

@@ -105,7 +105,10 @@ class EventLog:
     def emit(self, event: Event) -> None:
         if self.closed:
             raise RuntimeError(f"event after end: {event!r}")
-        self._events.append(event)
+        if self._subscriptions or self._keep_all:
+            self._events.append(event)
+        else:
+            self._base += 1  # nobody is reading, and nobody will: count it, keep nothing
         if type(event) is Token:
             self.emitted_bytes += len(event.data) + _EVENT_OVERHEAD
         else:

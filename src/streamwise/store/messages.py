@@ -32,6 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.schema import Table
 
 from streamwise.engine.ports import ChatTurn, Exchange, Role
 from streamwise.store.database import Database
@@ -60,11 +61,12 @@ _TURN_ROLES: dict[str, Role] = {USER_MESSAGE: "user", API_MESSAGE: "assistant"}
 _clock = MonotonicClock()
 
 # Only a row still "running" takes a partial answer: one that ended meanwhile keeps its final text.
+# On the table (Core), not the class: an executemany of an ORM update would be a bulk update by key.
+_MESSAGES = cast(Table, ChatMessage.__table__)
 _SAVE_PARTIAL = (
-    update(ChatMessage)
-    .where(ChatMessage.id == bindparam("message_id"), ChatMessage.status == "running")
+    update(_MESSAGES)
+    .where(_MESSAGES.c.id == bindparam("message_id"), _MESSAGES.c.status == "running")
     .values(content=bindparam("text"))
-    .execution_options(synchronize_session=False)
 )
 # What a finished exchange may change in rows that `begin_exchange` wrote.
 _FINAL_COLUMNS = ("content", "status", "sourceDocuments", "usedTools", "memoryType", "instanceId")

@@ -92,9 +92,8 @@ class ChatOpenAI:
             node_id, "ChatOpenAI", f"OpenAI-compatible server at {config.base_url}", secrets=(config.api_key,)
         )
 
-    @property
-    def client(self) -> AsyncOpenAI:
-        return shared_client(self.services, self.config)
+    async def client(self) -> AsyncOpenAI:
+        return await shared_client(self.services, self.config)
 
     @property
     def can_stream(self) -> bool:
@@ -105,11 +104,12 @@ class ChatOpenAI:
             return self._stream(messages)
         return self._complete(messages)
 
-    def _request(self, messages: Sequence[ChatTurn], *, stream: bool) -> Any:
+    async def _request(self, messages: Sequence[ChatTurn], *, stream: bool) -> Any:
         # The messages go in `extra_body`: the SDK's request transform walks `messages` in Python,
         # about 0.1 ms per message (125 ms for 1000 turns of history, on the event loop). The body
         # it sends is the same; the SDK still builds the request, authenticates and maps errors.
-        return self.client.chat.completions.with_streaming_response.create(
+        client = await self.client()
+        return client.chat.completions.with_streaming_response.create(
             model=self.model,
             messages=[],
             stream=stream,
@@ -124,7 +124,7 @@ class ChatOpenAI:
             # Leaving this block for any reason (end, error, cancellation, aclose) closes the response,
             # so the server sees the disconnect and stops generating.
             async with AsyncExitStack() as stack:
-                response = await self._open(stack, self._request(messages, stream=True))
+                response = await self._open(stack, await self._request(messages, stream=True))
                 reads = each_within(
                     response.http_response.aiter_bytes(),
                     self.deadline,
@@ -156,7 +156,7 @@ class ChatOpenAI:
     async def _complete(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[str, None]:
         try:
             async with AsyncExitStack() as stack:
-                response = await self._open(stack, self._request(messages, stream=False))
+                response = await self._open(stack, await self._request(messages, stream=False))
                 try:
                     async with asyncio.timeout(self.deadline):
                         body = await response.read()
@@ -266,23 +266,43 @@ def is_reasoning_model(name: str) -> bool:
     return "gpt-5" in name and "-chat" not in name
 
 
-def shared_client(services: NodeServices, config: ClientConfig) -> AsyncOpenAI:
-    """One client per configuration: building one costs ~20-40 ms (TLS context, connection pool)."""
+def _new_client(config: ClientConfig) -> AsyncOpenAI:
+    client = AsyncOpenAI(
+        base_url=config.base_url,
+        api_key=config.api_key,
+        timeout=config.timeout if config.timeout is not None else openai.NOT_GIVEN,
+        # A retry cannot be invisible here: a streamed answer may already be on its way to the user.
+        max_retries=0,
+        default_headers=dict(config.headers) or None,
+        # aiohttp parses HTTP in C: reading a 2000-chunk stream takes about half the time of the
+        # default pure-Python transport (measured in bench/), and the SDK keeps its request building.
+        http_client=openai.DefaultAioHttpClient(limits=UPSTREAM_LIMITS),
+    )
+    client.chat.completions  # noqa: B018  # built on first access: ~15 ms, so do it here too
+    return client
+
+
+async def shared_client(services: NodeServices, config: ClientConfig) -> AsyncOpenAI:
+    """One client per configuration, shared by every request that uses it.
+
+    Building one costs 20-50 ms of CPU (TLS context, connection pool, the SDK's resources), which on
+    the event loop would stall every stream: it is built in a worker thread, once, however many first
+    requests arrive together.
+    """
     key = ("chatOpenAI", config)
-    client = services.cache.get(key)
-    if not isinstance(client, AsyncOpenAI):
-        client = AsyncOpenAI(
-            base_url=config.base_url,
-            api_key=config.api_key,
-            timeout=config.timeout if config.timeout is not None else openai.NOT_GIVEN,
-            # A retry cannot be invisible here: a streamed answer may already be on its way to the user.
-            max_retries=0,
-            default_headers=dict(config.headers) or None,
-            # aiohttp parses HTTP in C: reading a 2000-chunk stream takes about half the time of the
-            # default pure-Python transport (measured in bench/), and the SDK keeps its request building.
-            http_client=openai.DefaultAioHttpClient(limits=UPSTREAM_LIMITS),
-        )
-        services.cache[key] = client
+    found = services.cache.get(key)
+    if isinstance(found, AsyncOpenAI):
+        return found
+    pending = services.cache.get(("chatOpenAI.building", config))
+    if not isinstance(pending, asyncio.Future):
+        pending = asyncio.ensure_future(asyncio.to_thread(_new_client, config))
+        services.cache[("chatOpenAI.building", config)] = pending
+    try:
+        client: AsyncOpenAI = await asyncio.shield(pending)
+    finally:
+        if pending.done():
+            services.cache.pop(("chatOpenAI.building", config), None)
+    services.cache[key] = client
     return client
 
 

@@ -1,0 +1,102 @@
+"""`streamwise start` in a child process, as a user runs it: for tests that need a server of its own
+(signals, kill -9, timing the event loop without sharing the test's interpreter)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+@contextmanager
+def started(
+    data_dir: Path, port: int, env: Mapping[str, str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """Start the server on 127.0.0.1:`port` and wait (up to 30 s) until it answers ping. On leaving,
+    a server still running is sent SIGTERM, then SIGKILL if it does not stop, by its own pid."""
+    environment = {
+        **os.environ,
+        "STREAMWISE_DATA_DIR": str(data_dir),
+        "STREAMWISE_PRELOAD_LOCAL_MODEL": "false",
+        "STREAMWISE_SHUTDOWN_GRACE_SECONDS": "5",
+        **(env or {}),
+    }
+    if not env or "STREAMWISE_DATABASE_URL" not in env:
+        environment.pop("STREAMWISE_DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamwise", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/api/v1/ping", timeout=1).text == "pong":
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+
+
+def read_output(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    return process.stdout.read()
+
+
+@dataclass
+class PingProbe:
+    """Times `GET /api/v1/ping` every `interval` seconds from a thread of its own."""
+
+    base_url: str
+    interval: float = 0.01
+    latencies: list[float] | None = None
+
+    def __post_init__(self) -> None:
+        self.latencies = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ping-probe")
+
+    def _run(self) -> None:
+        assert self.latencies is not None
+        with httpx.Client(timeout=30) as client:
+            while not self._stop.is_set():
+                started = time.perf_counter()
+                response = client.get(f"{self.base_url}/api/v1/ping")
+                assert response.text == "pong"
+                self.latencies.append(time.perf_counter() - started)
+                self._stop.wait(self.interval)
+
+    def __enter__(self) -> PingProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(60)
+
+    @property
+    def worst(self) -> float:
+        assert self.latencies
+        return max(self.latencies)
