@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
             runs=RunManager(
                 messages,
                 checkpoint_seconds=settings.checkpoint_seconds,
+                crash_safe=settings.crash_safe_history,
                 max_unread_bytes=settings.stream_buffer_bytes,
             ),
         )

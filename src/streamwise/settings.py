@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     flow_cache_bytes: int = Field(
         64 * 1024 * 1024, ge=0, description="Memory for parsed chatflows kept between requests."
     )
+    crash_safe_history: bool = Field(
+        True,
+        description="Store each question as its run starts and save the growing answer every "
+        "`checkpoint_seconds`; off, an exchange is written once, when its run ends (a crash loses "
+        "the exchanges in flight).",
+    )
     checkpoint_seconds: float = Field(
         1.0, gt=0, description="How often a growing answer is saved while tokens flow."
     )

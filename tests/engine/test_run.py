@@ -15,6 +15,7 @@ from streamwise.nodes.chains.conversation_chain import ConversationChain
 from streamwise.nodes.memory.buffer_memory import BufferMemory
 from streamwise.nodes.models.fake import FakeProbe, ScriptedFakeChatModel
 from tests.support.memory_store import InMemoryMessageStore
+from tests.support.waiting import until
 
 
 def assert_invariant(events: Sequence[Event]) -> str:
@@ -197,6 +198,7 @@ async def test_the_question_is_stored_as_the_run_starts_and_the_answer_replaces_
     run = Run(request(question="is it stored?"), chain(model), store)
     run.start()
     await wait_for_events(run, 2)
+    await until(lambda: store.by_id)  # written once the first token has gone out
     [running] = store.by_id.values()
     assert (running.question, running.status, running.answer) == ("is it stored?", "running", "")
     assert store.exchanges == []  # not finished: left out of memory
@@ -210,7 +212,8 @@ async def test_partial_gives_the_answer_so_far_only_when_it_grew() -> None:
     run = Run(request(), chain(ScriptedFakeChatModel(("a", "b", "c"), delay=0.05)), store)
     run.start()
     await wait_for_events(run, 2)  # start and the first token
-    assert run.partial() == (run.chat_message_id, "a")
+    await until(lambda: run.partial() is not None)  # once the question is stored
+    assert run._saved_parts == 1
     assert run.partial() is None  # nothing new since
     await run_to_end(run)
     assert run.partial() is None  # ended: the final write has it
@@ -252,9 +255,9 @@ async def test_a_run_cancelled_before_its_first_step_still_aborts_and_ends() -> 
 
 async def test_an_unexpected_failure_is_reported_without_its_text() -> None:
     class Broken(ScriptedFakeChatModel):
-        async def stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[str, None]:
+        async def stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[list[str], None]:
             raise KeyError("/srv/secret/path")
-            yield ""
+            yield []
 
     run = Run(request(), chain(Broken(())), InMemoryMessageStore())
     events = await run_to_end(run)

@@ -157,7 +157,7 @@ def test_bad_sampling_inputs(inputs: dict[str, object], message: str) -> None:
 async def test_streams_several_chunks(services: NodeServices) -> None:
     model = build(services, maxTokens=48)
     async with asyncio.timeout(DEADLINE):
-        chunks = [chunk async for chunk in model.stream(SHORT)]
+        chunks = [chunk async for batch in model.stream(SHORT) for chunk in batch]
     assert len(chunks) > 1
     assert all(isinstance(chunk, str) and chunk for chunk in chunks)
     assert model.runtime.load_seconds is not None
@@ -168,7 +168,7 @@ async def test_streams_several_chunks(services: NodeServices) -> None:
 async def test_not_streaming_yields_one_chunk(services: NodeServices) -> None:
     model = build(services, streaming=False, maxTokens=32)
     async with asyncio.timeout(DEADLINE):
-        chunks = [chunk async for chunk in model.stream(SHORT)]
+        chunks = [chunk async for batch in model.stream(SHORT) for chunk in batch]
     assert len(chunks) == 1 and chunks[0]
 
 
@@ -234,7 +234,7 @@ async def test_two_concurrent_streams_complete(services: NodeServices) -> None:
     second = build(services, maxTokens=40, temperature=0.7)
 
     async def collect(model: ChatLocalModel, question: str) -> list[str]:
-        return [chunk async for chunk in model.stream([ChatTurn("user", question)])]
+        return [chunk async for batch in model.stream([ChatTurn("user", question)]) for chunk in batch]
 
     async with asyncio.timeout(DEADLINE):
         answers = await asyncio.gather(

@@ -24,7 +24,7 @@ def build(services: NodeServices, stub: StubServer | None, **inputs: Any) -> Cha
 
 
 async def collect(model: ChatModel, messages: list[ChatTurn] = QUESTION) -> list[str]:
-    return [chunk async for chunk in model.stream(messages)]
+    return [chunk async for batch in model.stream(messages) for chunk in batch]
 
 
 async def test_tokens_arrive_in_order_and_join_to_the_answer(
@@ -91,7 +91,7 @@ async def test_a_failure_after_k_tokens_yields_them_then_raises(
 
     with pytest.raises(ModelError) as caught:
         async for chunk in node.stream(QUESTION):
-            chunks.append(chunk)
+            chunks.extend(chunk)
 
     assert chunks == [f"t{i} " for i in range(5)]
     expected = "reported an error mid-answer" if failure == "error" else "broke off the answer"
@@ -108,8 +108,8 @@ async def test_cancelling_the_consumer_closes_the_upstream_response(
 
     async def consume() -> None:
         async for chunk in node.stream(QUESTION):
-            received.append(chunk)
-            if len(received) == 3:
+            received.extend(chunk)
+            if len(received) >= 3:
                 three_received.set()
 
     task = asyncio.create_task(consume())
@@ -129,11 +129,11 @@ async def test_closing_the_generator_closes_the_upstream_response(
     model = "stub?tokens=1000&delay=0.01&case=aclose"
     stream = build(services, stub, modelName=model).stream(QUESTION)
 
-    first = [await anext(stream) for _ in range(3)]
+    first = [chunk for _ in range(3) for chunk in await anext(stream)]
     await stream.aclose()
 
     record = await stub.wait_for(lambda r: r.model == model and r.disconnected)
-    assert first == ["t0 ", "t1 ", "t2 "]
+    assert first[:3] == ["t0 ", "t1 ", "t2 "]
     assert record.tokens_sent < 3 + 20
 
 

@@ -11,6 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 Role = Literal["system", "user", "assistant"]
+# What a model hands on at a time: the text chunks one network read (or one decoding step) brought.
+# A list, not one string per item: every async-generator layer costs per item, and a 2000-token
+# answer crosses two or three of them.
+TextChunks = list[str]
+# What an answering node yields; more kinds of parts (sources, tool calls) join text here.
+Part = TextChunks
 # How a run ended. "interrupted" is set by recovery: the process running it died.
 RunStatus = Literal["complete", "aborted", "error", "interrupted"]
 # A stored exchange is "running" from the moment its run starts until the run ends.
@@ -29,15 +35,15 @@ class ChatTurn:
 class ChatModel(Protocol):
     """A chat model node instance.
 
-    `stream` yields text chunks. A model that cannot stream yields its whole answer as one chunk.
-    Cancelling the task that iterates `stream` must stop generation promptly: close the HTTP
-    response, or tell the local decoder to stop.
+    `stream` yields lists of text chunks, in order (never an empty list). A model that cannot stream
+    yields its whole answer as one chunk. Cancelling the task that iterates `stream` (or closing it)
+    must stop generation promptly: close the HTTP response, or tell the local decoder to stop.
     """
 
     @property
     def can_stream(self) -> bool: ...
 
-    def stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[str, None]: ...
+    def stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[TextChunks, None]: ...
 
 
 @runtime_checkable
@@ -67,7 +73,7 @@ class Answerer(Protocol):
     @property
     def memory(self) -> Memory | None: ...
 
-    def answer(self, question: str, session: SessionContext) -> AsyncGenerator[str, None]: ...
+    def answer(self, question: str, session: SessionContext) -> AsyncGenerator[Part, None]: ...
 
 
 class HistoryReader(Protocol):

@@ -6,8 +6,9 @@ server shutdown); the exchange is stored with its status (partial answers includ
 last, exactly once.
 
 Storage is crash-safe and stays off the token path: the question is written by a task of its own
-as the run starts (concurrently with the model's first token), the growing answer is saved by the
-`RunManager`'s checkpointer (`partial`), and the final write waits for the first.
+right after the first token has gone out (or `QUESTION_WRITE_DELAY` after the start, if the model
+is slower), the growing answer is saved by the `RunManager`'s checkpointer (`partial`), and the
+final write waits for the first.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ logger = logging.getLogger("streamwise.run")
 
 CancelReason = Literal["abort", "disconnect", "shutdown"]
 SHUTDOWN_MESSAGE = "server shutting down"
+# The question is stored after the first token, so that writing it never delays that token; a model
+# slower than this gets its question stored while it thinks.
+QUESTION_WRITE_DELAY = 0.05
 
 
 @dataclass(frozen=True)
@@ -76,8 +80,10 @@ class Run:
         pacer: Pacer | None = None,
         *,
         log: EventLog | None = None,
+        crash_safe: bool = True,
     ) -> None:
         self.id = str(uuid.uuid4())
+        self.crash_safe = crash_safe  # store the question as the run starts
         self.pacer = pacer or Pacer()
         self.request = request
         self.answerer = answerer
@@ -144,6 +150,10 @@ class Run:
             memory_type=self.memory_type,
         )
 
+    def _begin_storing(self) -> None:
+        if self._begin is None and self.outcome is None:
+            self._begin = asyncio.ensure_future(self._store_question())
+
     async def _store_question(self) -> None:
         try:
             await self.store.begin_exchange(self._exchange("", "running"))
@@ -155,7 +165,11 @@ class Run:
         self._entered = True
         request = self.request
         log: EventSink = self.log
-        self._begin = asyncio.ensure_future(self._store_question())
+        timer = (
+            asyncio.get_running_loop().call_later(QUESTION_WRITE_DELAY, self._begin_storing)
+            if self.crash_safe
+            else None
+        )
         session = SessionContext(
             chatflow_id=request.chatflow_id,
             chat_id=request.chat_id,
@@ -172,18 +186,21 @@ class Run:
         try:
             if self.cancel_reason is not None:
                 raise asyncio.CancelledError  # cancelled before it began
-            async for chunk in self.answerer.answer(request.question, session):
+            async for part in self.answerer.answer(request.question, session):
                 if not started:
-                    log.emit(Start(chunk))
+                    log.emit(Start(part[0] if part else ""))
                     started = True
-                if chunk:
-                    parts.append(chunk)
-                    log.emit(Token(chunk))
-                    budget -= 1
-                    if not budget:
-                        # Let the writer and the other runs go on (see engine/pacing.py).
-                        await asyncio.sleep(0)
-                        budget = self.pacer.burst()
+                for chunk in part:
+                    if chunk:
+                        parts.append(chunk)
+                        log.emit(Token(chunk))
+                        budget -= 1
+                if budget <= 0:
+                    # Let the writer and the other runs go on (see engine/pacing.py).
+                    await asyncio.sleep(0)
+                    budget = self.pacer.burst()
+                    if self._begin is None and timer is not None:
+                        self._begin_storing()  # the first token is on its way: store the question
         except asyncio.CancelledError:
             if self.cancel_reason is None:
                 raise  # not ours: the event loop is going away
@@ -207,6 +224,8 @@ class Run:
             logger.error("run %s failed unexpectedly", self.id, exc_info=exc)
             log.emit(Error(failure.message))
 
+        if timer is not None:
+            timer.cancel()
         text = "".join(parts)
         metadata: dict[str, Any] = {
             "chatId": request.chat_id,

@@ -24,6 +24,7 @@ class RunManager:
         *,
         checkpoint_seconds: float = 1.0,
         max_unread_bytes: int = DEFAULT_MAX_UNREAD_BYTES,
+        crash_safe: bool = True,
     ) -> None:
         self.store = store
         self._runs: dict[str, Run] = {}
@@ -31,6 +32,7 @@ class RunManager:
         self.pacer = Pacer()
         self.checkpointer = Checkpointer(store, checkpoint_seconds)
         self.max_unread_bytes = max_unread_bytes
+        self.crash_safe = crash_safe  # store questions as runs start, save growing answers
 
     def __len__(self) -> int:
         return len(self._runs)
@@ -42,11 +44,19 @@ class RunManager:
     def start(self, request: RunRequest, answerer: Answerer) -> Run:
         if self._draining:
             raise ShuttingDown("server shutting down")
-        run = Run(request, answerer, self.store, self.pacer, log=EventLog(self.max_unread_bytes))
+        run = Run(
+            request,
+            answerer,
+            self.store,
+            self.pacer,
+            log=EventLog(self.max_unread_bytes),
+            crash_safe=self.crash_safe,
+        )
         self._runs[run.id] = run
         self.pacer.active += 1
         task = run.start()
-        self.checkpointer.watch(run)
+        if self.crash_safe:
+            self.checkpointer.watch(run)
         task.add_done_callback(lambda _task: self._finished(run))
         return run
 

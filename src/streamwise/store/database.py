@@ -21,6 +21,8 @@ from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import StaticPool
 
+from streamwise.store.hot_path import HotPath
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 # A writer waits this long for SQLite's single write lock before giving up with "database is locked".
@@ -76,12 +78,16 @@ class Database:
     another one of the same in-memory database.
     """
 
-    def __init__(self, engine: AsyncEngine, *, one_connection: bool = False) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, one_connection: bool = False, hot: HotPath | None = None
+    ) -> None:
         self.engine = engine
         self.sessionmaker: async_sessionmaker[AsyncSession] = async_sessionmaker(
             engine, expire_on_commit=False
         )
         self._turns: asyncio.Lock | None = asyncio.Lock() if one_connection else None
+        # SQLite files: the prediction path's short statements, run synchronously (see hot_path.py).
+        self.hot = hot
 
     @classmethod
     def from_url(cls, url: str | URL, *, echo: bool = False) -> Database:
@@ -105,7 +111,7 @@ class Database:
             Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, echo=echo)
         event.listen(engine.sync_engine, "connect", _prepare_sqlite_connection)
-        return cls(engine)
+        return cls(engine, hot=HotPath(url))
 
     @property
     def url(self) -> URL:
@@ -138,6 +144,8 @@ class Database:
             await connection.commit()
 
     async def dispose(self) -> None:
+        if self.hot is not None:
+            self.hot.close()
         await self.engine.dispose()
 
     async def __aenter__(self) -> Database:

@@ -12,14 +12,16 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any, Literal, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     CursorResult,
+    Executable,
     Insert,
     and_,
     bindparam,
@@ -37,6 +39,7 @@ from sqlalchemy.schema import Table
 from streamwise.engine.ports import ChatTurn, Exchange, Role
 from streamwise.store.database import Database
 from streamwise.store.dates import MonotonicClock, parse_bound, to_js_iso
+from streamwise.store.hot_path import Busy
 from streamwise.store.tables import ChatMessage
 
 USER_MESSAGE = "userMessage"
@@ -67,6 +70,20 @@ _SAVE_PARTIAL = (
     update(_MESSAGES)
     .where(_MESSAGES.c.id == bindparam("message_id"), _MESSAGES.c.status == "running")
     .values(content=bindparam("text"))
+)
+_INSERT = insert(_MESSAGES)
+# Memory's read, built once (it runs before every answer's first token): the newest turns first.
+_NO_LIMIT = 2**31 - 1
+_HISTORY = (
+    select(_MESSAGES.c.role, _MESSAGES.c.content)
+    .where(
+        _MESSAGES.c.chatflowid == bindparam("chatflow_id"),
+        _MESSAGES.c.sessionId == bindparam("session_id"),
+        _MESSAGES.c.status != "running",
+        not_(and_(_MESSAGES.c.role == API_MESSAGE, _MESSAGES.c.content == "")),
+    )
+    .order_by(_MESSAGES.c.createdDate.desc())
+    .limit(bindparam("limit", type_=Integer))
 )
 # What a finished exchange may change in rows that `begin_exchange` wrote.
 _FINAL_COLUMNS = ("content", "status", "sourceDocuments", "usedTools", "memoryType", "instanceId")
@@ -176,20 +193,27 @@ class MessageRepository:
         }
         return [question, answer]
 
+    async def _write(self, statement: Executable, rows: Sequence[Mapping[str, Any]]) -> None:
+        """One statement for many rows in one transaction: on the hot path when SQLite allows."""
+        hot = self._db.hot
+        if hot is not None:
+            try:
+                hot.write(statement, rows)
+                return
+            except Busy:
+                pass  # another connection is writing: wait for it in the async engine's thread
+        async with self._db.transaction() as session:
+            await session.execute(statement, list(rows))
+
     async def begin_exchange(self, exchange: Exchange) -> None:
         """Store the question and the answer so far, both "running" (left out of memory until done)."""
-        rows = self._rows(exchange, running=True)
         # A bulk INSERT of plain rows skips the ORM's unit of work: this runs once per question.
-        async with self._db.transaction() as session:
-            await session.execute(insert(ChatMessage), rows)
+        await self._write(_INSERT, self._rows(exchange, running=True))
 
     async def save_partials(self, answers: Sequence[tuple[str, str]]) -> None:
         """Save the answers of running exchanges as they grow, all in one transaction."""
-        if not answers:
-            return
-        params = [{"message_id": message_id, "text": text} for message_id, text in answers]
-        async with self._db.transaction() as session:
-            await session.execute(_SAVE_PARTIAL, params)
+        if answers:
+            await self._write(_SAVE_PARTIAL, [{"message_id": m, "text": text} for m, text in answers])
 
     async def save_exchange(self, exchange: Exchange) -> None:
         """Store the exchange as it ended: both rows, inserted, or replaced if `begin_exchange` landed.
@@ -197,9 +221,7 @@ class MessageRepository:
         A replaced row keeps its date, so exchanges keep the order in which they began.
         """
         rows = self._rows(exchange, running=exchange.status == "running")
-        statement = _upsert(self._db.dialect)
-        async with self._db.transaction() as session:
-            await session.execute(statement, rows)
+        await self._write(_upsert(self._db.dialect), rows)
 
     async def mark_interrupted(self, live_instances: Sequence[str]) -> int:
         """Exchanges left "running" by a process not in `live_instances` ended with it: mark them
@@ -227,20 +249,18 @@ class MessageRepository:
 
         `limit` keeps only the newest turns, for windowed memory that need not read a long session.
         """
-        query = (
-            select(ChatMessage.role, ChatMessage.content)
-            .where(
-                ChatMessage.chatflowid == chatflow_id,
-                ChatMessage.sessionId == session_id,
-                ChatMessage.status != "running",
-                not_(and_(ChatMessage.role == API_MESSAGE, ChatMessage.content == "")),
-            )
-            .order_by(ChatMessage.createdDate.desc())
-        )
-        if limit is not None:
-            query = query.limit(max(limit, 0))
-        async with self._db.session() as session:
-            rows = (await session.execute(query)).all()
+        params = {
+            "chatflow_id": chatflow_id,
+            "session_id": session_id,
+            "limit": max(limit, 0) if limit is not None else _NO_LIMIT,
+        }
+        rows: Sequence[Any] | None = None
+        if self._db.hot is not None:
+            with contextlib.suppress(Busy):
+                rows = self._db.hot.read(_HISTORY, params)
+        if rows is None:
+            async with self._db.session() as session:
+                rows = (await session.execute(_HISTORY, params)).all()
         return [ChatTurn(_TURN_ROLES.get(role, "user"), content) for role, content in reversed(rows)]
 
     async def list(

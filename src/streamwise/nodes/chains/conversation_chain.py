@@ -7,7 +7,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-from streamwise.engine.ports import ChatModel, ChatTurn, Memory, Prompt, SessionContext
+from streamwise.engine.ports import ChatModel, ChatTurn, Memory, Part, Prompt, SessionContext
 from streamwise.nodes import inputs as read
 from streamwise.nodes.registry import NodeSpec
 from streamwise.nodes.services import NodeServices
@@ -31,7 +31,7 @@ class ConversationChain:
     def can_stream(self) -> bool:
         return self.model.can_stream
 
-    async def answer(self, question: str, session: SessionContext) -> AsyncGenerator[str, None]:
+    async def answer(self, question: str, session: SessionContext) -> AsyncGenerator[Part, None]:
         history = await self.memory.load(session) if self.memory else list(session.seed_history)
         if self.prompt is not None:
             messages = self.prompt.render(question, history)

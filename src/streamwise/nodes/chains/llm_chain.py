@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from streamwise.engine.ports import ChatModel, ChatTurn, Memory, Prompt, SessionContext
+from streamwise.engine.ports import ChatModel, ChatTurn, Memory, Part, Prompt, SessionContext
 from streamwise.nodes import inputs as read
 from streamwise.nodes.registry import NodeSpec
 from streamwise.nodes.services import NodeServices
@@ -25,7 +25,7 @@ class LLMChain:
     def memory(self) -> Memory | None:
         return None
 
-    def answer(self, question: str, session: SessionContext) -> AsyncGenerator[str, None]:
+    def answer(self, question: str, session: SessionContext) -> AsyncGenerator[Part, None]:
         messages = self.prompt.render(question, []) if self.prompt else [ChatTurn("user", question)]
         return self.model.stream(messages)
 

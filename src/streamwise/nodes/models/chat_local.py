@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streamwise.engine.ports import ChatTurn
+from streamwise.engine.ports import ChatTurn, TextChunks
 from streamwise.errors import NodeConfigError
 from streamwise.nodes import inputs
 from streamwise.nodes.models.deadline import each_within
@@ -69,12 +69,12 @@ class ChatLocalModel:
     def can_stream(self) -> bool:
         return self.streaming
 
-    async def stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[str, None]:
+    async def stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[TextChunks, None]:
         who = f"Node {self.node_id} (Local Model)"
         try:
             async with aclosing(self._stream(messages)) as chunks:
                 async for chunk in chunks:
-                    yield chunk
+                    yield [chunk]  # a token every few milliseconds: nothing to batch
         except LocalModelRefused as exc:
             raise LocalModelRefused(f"{who}: {exc.message}", detail=exc.detail) from None
         except LocalModelError as exc:

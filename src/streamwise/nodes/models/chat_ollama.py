@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 
-from streamwise.engine.ports import ChatTurn
+from streamwise.engine.ports import ChatTurn, TextChunks
 from streamwise.errors import NodeConfigError
 from streamwise.nodes import inputs
-from streamwise.nodes.models.errors import ModelFailures, tidy
+from streamwise.nodes.models.errors import ModelError, ModelFailures, tidy
 from streamwise.nodes.models.sse_lines import LineSplitter
 from streamwise.nodes.registry import NodeSpec
 from streamwise.nodes.services import NodeServices
@@ -73,7 +73,7 @@ class ChatOllama:
     def can_stream(self) -> bool:
         return bool(self.body.get("stream", True))
 
-    async def stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[str, None]:
+    async def stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[TextChunks, None]:
         body = {**self.body, "messages": [{"role": turn.role, "content": turn.content} for turn in messages]}
         failures = self.failures
         splitter = LineSplitter()
@@ -94,17 +94,25 @@ class ChatOllama:
                 async for chunk in response.aiter_bytes():
                     if done:
                         continue  # read to the end so the connection goes back to the pool
+                    texts: TextChunks = []
                     for line in splitter.feed(chunk):
-                        content, done = self._parse(line)
+                        try:
+                            content, done = self._parse(line)
+                        except ModelError:
+                            if texts:
+                                yield texts  # what came before the failure, in the same read
+                            raise
                         if content:
-                            yield content
+                            texts.append(content)
                         if done:
                             break
+                    if texts:
+                        yield texts
                 tail = splitter.pending().strip()
                 if tail and not done:  # a final line without its newline
                     content, done = self._parse(tail)
                     if content:
-                        yield content
+                        yield [content]
                 if not done:
                     # Ollama always ends with a "done" line: without it the answer was cut short.
                     raise failures.broke_off("the answer ended before its done line")

@@ -10,7 +10,6 @@ import asyncio
 import json
 import ssl
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,14 +18,8 @@ import anyio
 import httpx2
 import openai
 from openai import AsyncOpenAI
-from openai.types.chat import (
-    ChatCompletionAssistantMessageParam,
-    ChatCompletionMessageParam,
-    ChatCompletionSystemMessageParam,
-    ChatCompletionUserMessageParam,
-)
 
-from streamwise.engine.ports import ChatTurn
+from streamwise.engine.ports import ChatTurn, TextChunks
 from streamwise.errors import NodeConfigError
 from streamwise.nodes import inputs
 from streamwise.nodes.models.deadline import each_within
@@ -36,6 +29,7 @@ from streamwise.nodes.registry import NodeSpec
 from streamwise.nodes.services import NodeServices
 
 OFFICIAL_BASE_URL = "https://api.openai.com/v1"
+_COMPLETIONS = "/chat/completions"
 # The transport's default (100 connections) silently queued streams 101+ behind the others. Idle
 # connections are let go after 4 s, before a server's usual 5 s keep-alive closes them under us: the
 # aiohttp transport reports a reused connection that the server closed as a connect timeout.
@@ -99,69 +93,74 @@ class ChatOpenAI:
     def can_stream(self) -> bool:
         return self.streaming
 
-    def stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[str, None]:
+    def stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[TextChunks, None]:
         if self.streaming:
             return self._stream(messages)
         return self._complete(messages)
 
-    async def _request(self, messages: Sequence[ChatTurn], *, stream: bool) -> Any:
-        # The messages go in `extra_body`: the SDK's request transform walks `messages` in Python,
-        # about 0.1 ms per message (125 ms for 1000 turns of history, on the event loop). The body
-        # it sends is the same; the SDK still builds the request, authenticates and maps errors.
-        client = await self.client()
-        return client.chat.completions.with_streaming_response.create(
-            model=self.model,
-            messages=[],
-            stream=stream,
-            extra_body={**self.params, "messages": _messages(messages)},
-        )
+    async def _open(self, messages: Sequence[ChatTurn], *, stream: bool) -> httpx2.Response:
+        """Send the request and wait for the response's head, within the deadline.
 
-    async def _stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[str, None]:
+        Through the SDK's `post` (its documented way to call an endpoint as raw HTTP): it builds the
+        request, authenticates and raises its errors, and the body is ours as it is. The typed
+        `chat.completions.create` would walk every message in Python first (about 0.1 ms each: 125 ms
+        for 1000 turns of history, on the event loop) and then parse every chunk (~100 µs each).
+        """
+        client = await self.client()
+        body = {"model": self.model, "messages": _messages(messages), "stream": stream, **self.params}
+        try:
+            async with asyncio.timeout(self.deadline):
+                return await client.post(_COMPLETIONS, cast_to=httpx2.Response, body=body, stream=True)
+        except TimeoutError:
+            raise self.failures.first_byte_timeout(self.deadline) from None
+
+    async def _stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[TextChunks, None]:
         failures = self.failures
         splitter = SSEDataSplitter()
         done = False
         try:
-            # Leaving this block for any reason (end, error, cancellation, aclose) closes the response,
-            # so the server sees the disconnect and stops generating.
-            async with AsyncExitStack() as stack:
-                response = await self._open(stack, await self._request(messages, stream=True))
+            response = await self._open(messages, stream=True)
+            try:
                 reads = each_within(
-                    response.http_response.aiter_bytes(),
-                    self.deadline,
-                    lambda: failures.silence_timeout(self.deadline),
+                    response.aiter_bytes(), self.deadline, lambda: failures.silence_timeout(self.deadline)
                 )
                 async for chunk in reads:
                     if done:
                         continue  # read to the end so the connection goes back to the pool
+                    texts: TextChunks = []
                     for payload in splitter.feed(chunk):
                         if payload == b"[DONE]":
                             done = True
                             break
-                        content = self._content(payload)
+                        try:
+                            content = self._content(payload)
+                        except ModelError:
+                            if texts:
+                                yield texts  # what came before the failure, in the same read
+                            raise
                         if content:
-                            yield content
+                            texts.append(content)
+                    if texts:
+                        yield texts
+            finally:
+                # However this ends (end, error, cancellation, aclose), close the response, so the
+                # server sees the disconnect and stops generating.
+                await response.aclose()
         except openai.OpenAIError as exc:
             raise self._error(exc) from None
         except _BODY_ERRORS as exc:
             raise self._body_error(exc) from None
 
-    async def _open(self, stack: AsyncExitStack, request: Any) -> Any:
-        """Send the request and wait for the response's head, within the deadline."""
+    async def _complete(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[TextChunks, None]:
         try:
-            async with asyncio.timeout(self.deadline):
-                return await stack.enter_async_context(request)
-        except TimeoutError:
-            raise self.failures.first_byte_timeout(self.deadline) from None
-
-    async def _complete(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[str, None]:
-        try:
-            async with AsyncExitStack() as stack:
-                response = await self._open(stack, await self._request(messages, stream=False))
-                try:
-                    async with asyncio.timeout(self.deadline):
-                        body = await response.read()
-                except TimeoutError:
-                    raise self.failures.silence_timeout(self.deadline) from None
+            response = await self._open(messages, stream=False)
+            try:
+                async with asyncio.timeout(self.deadline):
+                    body = await response.aread()
+            except TimeoutError:
+                raise self.failures.silence_timeout(self.deadline) from None
+            finally:
+                await response.aclose()
         except openai.OpenAIError as exc:
             raise self._error(exc) from None
         except _BODY_ERRORS as exc:
@@ -170,7 +169,7 @@ class ChatOpenAI:
             message = json.loads(body)["choices"][0]["message"]
         except (ValueError, LookupError, TypeError):
             raise self.failures.malformed("a body that is not a chat completion") from None
-        yield (message.get("content") if isinstance(message, dict) else None) or ""
+        yield [(message.get("content") if isinstance(message, dict) else None) or ""]
 
     def _content(self, payload: bytes) -> str | None:
         text = payload.decode(errors="replace")
@@ -247,16 +246,8 @@ def _describe(exc: BaseException) -> str:
     return tidy(str(exc)) or type(exc).__name__
 
 
-def _messages(turns: Sequence[ChatTurn]) -> list[ChatCompletionMessageParam]:
-    messages: list[ChatCompletionMessageParam] = []
-    for turn in turns:
-        if turn.role == "system":
-            messages.append(ChatCompletionSystemMessageParam(role="system", content=turn.content))
-        elif turn.role == "assistant":
-            messages.append(ChatCompletionAssistantMessageParam(role="assistant", content=turn.content))
-        else:
-            messages.append(ChatCompletionUserMessageParam(role="user", content=turn.content))
-    return messages
+def _messages(turns: Sequence[ChatTurn]) -> list[dict[str, str]]:
+    return [{"role": turn.role, "content": turn.content} for turn in turns]
 
 
 def is_reasoning_model(name: str) -> bool:

@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamwise.engine.ports import ChatTurn
+from streamwise.engine.ports import ChatTurn, TextChunks
 from streamwise.errors import ModelUnavailable, NodeConfigError
 from streamwise.nodes import inputs as read
 from streamwise.nodes.registry import NodeSpec
@@ -69,7 +69,7 @@ class ScriptedFakeChatModel:
         text = " | ".join(f"{turn.role}: {turn.content}" for turn in messages)
         return tuple(split_words(text))
 
-    async def stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[str, None]:
+    async def stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[TextChunks, None]:
         chunks = self.script(messages)
         record = self.probe
         if record is not None:
@@ -83,7 +83,7 @@ class ScriptedFakeChatModel:
                     raise FakeModelFailure(
                         f"Node {self.node_id}: scripted failure after {self.fail_at} tokens"
                     )
-                yield "".join(chunks)
+                yield ["".join(chunks)]
                 return
             for index, chunk in enumerate(chunks):
                 if self.fail_at is not None and index == self.fail_at:
@@ -92,7 +92,7 @@ class ScriptedFakeChatModel:
                     await asyncio.sleep(self.delay)
                 if record is not None:
                     record.emitted += 1
-                yield chunk
+                yield [chunk]  # one chunk at a time, like a model decoding token by token
             if self.fail_at is not None and self.fail_at >= len(chunks):
                 raise FakeModelFailure(f"Node {self.node_id}: scripted failure after {len(chunks)} tokens")
         except (asyncio.CancelledError, GeneratorExit):
