@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from report_chat import headline_rows, sections
+
 X = "\u00d7"  # multiplication sign
 NONE = "\u2013"  # en dash: no value
 # /proc/stat counts in 10 ms ticks per core, so a short phase needs an absolute floor too.
@@ -17,7 +19,9 @@ This file is written by `bench/run.py` on every run; edit the script, not this f
 `make bench` or `.venv/bin/python bench/run.py` (full run, about 1.5 minutes). Options: `--quick` (a
 smoke run with fewer repetitions), `--wait-quiet 120` (first wait up to 120 s for other processes to
 leave the CPUs alone), `--profile` (sample the server with py-spy even when every target passes),
-`--skip-local` (leave out the embedded model). It starts the OpenAI-compatible stub
+`--skip-local` (leave out the embedded model). The headline is the flow users run most: a chat
+with memory (ChatOpenAI → Conversation Chain + Buffer Memory, a Flowise 3.x export). It starts the
+OpenAI-compatible stub
 (`tests/support/openai_stub.py`, token i is `t{i} `) and `streamwise start` as subprocesses on 127.0.0.1
 (uvloop each, fresh data dir, `STREAMWISE_PRELOAD_LOCAL_MODEL=false`), creates chatflows through
 `POST /api/v1/chatflows` (chatOpenAI → llmChain, prompt template `{question}`, pointed at the stub) and
@@ -150,6 +154,7 @@ def render(s: dict[str, Any]) -> str:
             ("one 2000-token stream", s["single_stream"]),
             ("first token", s["first_token"]),
             ("concurrent streams", s["concurrency"]),
+            ("chat with memory", s.get("chat", {})),
             ("embedded model", s.get("local_model", {})),
         )
         if phase.get("other_cpu", {}).get("share_of_machine", 0.0) > NOISY_SHARE
@@ -163,8 +168,9 @@ def render(s: dict[str, Any]) -> str:
             "",
         ]
     head = ["what", "measured", "target", "measured / target", "Flowise 3.1.4", "result"]
-    out += _table(head, _summary_rows(s))
+    out += _table(head, headline_rows(s) + _summary_rows(s))
     out.append("")
+    out += sections(s)
     if s.get("problems"):
         out += ["## Problems (the answers were not right)", ""]
         out += [f"- {p}" for p in s["problems"]]

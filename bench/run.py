@@ -34,6 +34,8 @@ if str(REPO) not in sys.path:  # `python bench/run.py` puts only bench/ on the p
 
 import httpx  # noqa: E402
 import uvloop  # noqa: E402
+from bench_chat import TARGETS as CHAT_TARGETS  # noqa: E402
+from bench_chat import ChatServer, chat_with_memory  # noqa: E402
 from bench_http import (  # noqa: E402
     FLOWISE,
     OPENAI,
@@ -46,6 +48,7 @@ from bench_http import (  # noqa: E402
     stream_once,
     verify_stream,
 )
+from bench_limits import big_chatflows, deaf_client, responsiveness  # noqa: E402
 from bench_local import DecodeTiming, measure_direct_decode  # noqa: E402
 from bench_procs import (  # noqa: E402
     HOST,
@@ -82,6 +85,8 @@ TARGETS: dict[str, dict[str, float]] = {
     "events_per_second": {"target": 12_400, "flowise": 6_208},  # 50 concurrent 2000-token streams
     "first_token_s": {"target": 0.5},  # every stream's first token under that load
     "local_ratio": {"target": 0.95},  # embedded model through the server vs direct (within 5%)
+    **CHAT_TARGETS,  # the headline: a chat with memory (bench_chat.py)
+    "ping_ms": {"target": 50.0},  # /api/v1/ping while the largest accepted requests go through
 }
 LONG_TOKENS = 2000
 SHORT_TOKENS = 20
@@ -101,12 +106,15 @@ class Plan:
     local_runs: int
     local_tokens: int
     profile_seconds: float
+    chat_runs: int
+    big_chatflows: int  # of 8 MB each, created and deleted
+    deaf_tokens: int  # streamed to a client that reads nothing
 
     @classmethod
     def make(cls, quick: bool) -> Plan:
         if quick:
-            return cls(True, 3, 5, 5, 1, (50, 200), 3, 64, 3.0)
-        return cls(False, 6, 15, 15, 3, (50, 200), 15, 128, 6.0)
+            return cls(True, 3, 5, 5, 1, (50, 200), 3, 64, 3.0, 5, 5, 200_000)
+        return cls(False, 6, 15, 15, 3, (50, 200), 15, 128, 6.0, 15, 30, 1_000_000)
 
 
 def log(message: str) -> None:
@@ -553,6 +561,9 @@ async def bench(plan: Plan, workdir: Path, *, force_profile: bool, skip_local: b
         results["profiles"] = profiles
         sw.pool.close()
 
+        results["chat"] = await chat_phase(server, stub, workdir, plan)
+        results["limits"] = await limits_phase(stub, workdir, plan)
+
         if skip_local:
             results["local_model"] = {"skipped": "--skip-local"}
         else:
@@ -569,6 +580,41 @@ async def bench(plan: Plan, workdir: Path, *, force_profile: bool, skip_local: b
             if tail.count("\n") > 2:
                 log(f"server log tail:\n{tail}")
         stop(stub)
+
+
+async def chat_phase(server: Proc, stub: Proc, workdir: Path, plan: Plan) -> dict[str, Any]:
+    """The chat with memory, on this server and on one with the crash-safe writes off."""
+    data_dir = workdir / "data-no-crash-safety"
+    data_dir.mkdir()
+    plain = start_server(data_dir, workdir, env_extra={"STREAMWISE_CRASH_SAFE_HISTORY": "false"})
+    try:
+        chats = [
+            await ChatServer.create("crash-safe", server, stub),
+            await ChatServer.create("no-crash-safety", plain, stub),
+        ]
+        log(f"chat with memory (0 and 20 earlier turns): {plan.chat_runs} alternating runs per case")
+        return await measured(
+            (server.pid, plain.pid, stub.pid), chat_with_memory(chats, stub, plan.chat_runs, plan.warmup)
+        )
+    finally:
+        stop(plain)
+
+
+async def limits_phase(stub: Proc, workdir: Path, plan: Plan) -> dict[str, Any]:
+    """Responsiveness and bounded memory, on a fresh server of its own (clean RSS figures)."""
+    data_dir = workdir / "data-limits"
+    data_dir.mkdir()
+    server = start_server(data_dir, workdir, env_extra={"STREAMWISE_LOG_LEVEL": "error"})
+    try:
+        log("ping while the largest chatflow is saved and the largest history sent")
+        ping = await asyncio.to_thread(responsiveness, server, stub, 3)
+        log(f"{plan.big_chatflows} chatflows of 8 MB created, run and deleted")
+        big = await asyncio.to_thread(big_chatflows, server, plan.big_chatflows, 8)
+        log(f"a client that reads nothing while {plan.deaf_tokens:,} tokens stream")
+        deaf = await deaf_client(server, stub, plan.deaf_tokens)
+        return {"ping": ping, "big_chatflows": big, "deaf_client": deaf}
+    finally:
+        stop(server)
 
 
 def command_line(argv: Sequence[str]) -> str:

@@ -11,7 +11,7 @@ from streamwise.errors import ModelTimeout, NodeConfigError
 from streamwise.nodes.models import chat_openai
 from streamwise.nodes.models.chat_openai import ChatOpenAI
 from streamwise.nodes.models.errors import ModelError
-from streamwise.nodes.models.sse_lines import SSEDataSplitter
+from streamwise.nodes.models.sse_lines import SSEBlockSplitter, data_field
 from streamwise.nodes.services import NodeServices
 from tests.support.openai_stub import StubServer, expected_text
 
@@ -301,18 +301,21 @@ async def test_the_stub_speaks_openai_as_the_sdk_reads_it(stub: StubServer, serv
 @pytest.mark.parametrize(
     ("reads", "payloads"),
     [
-        ([b'data: {"a":1}\n\ndata: [DONE]\n\n'], [b'{"a":1}', b"[DONE]"]),
-        ([b"da", b"ta: x\n", b"\n"], [b"x"]),
-        ([b"data: x\r", b"\n\r\ndata: y\r\n\r\n"], [b"x", b"y"]),
-        ([b": keep-alive\n\nevent: ping\n\ndata:x\n\n"], [b"x"]),
-        ([b"event: message\ndata: line 1\ndata: line 2\nid: 7\n\n"], [b"line 1\nline 2"]),
+        ([b'data: {"a":1}\n\ndata: [DONE]\n\n'], ['{"a":1}', "[DONE]"]),
+        ([b"da", b"ta: x\n", b"\n"], ["x"]),
+        ([b"data: x\r", b"\n\r\ndata: y\r\n\r\n"], ["x", "y"]),
+        ([b": keep-alive\n\nevent: ping\n\ndata:x\n\n"], [None, None, "x"]),
+        ([b"event: message\ndata: line 1\ndata: line 2\nid: 7\n\n"], ["line 1\nline 2"]),
         ([b"data: unfinished"], []),
+        (['data: "é"\n\n'.encode()[:8], 'data: "é"\n\n'.encode()[8:]], ['"é"']),  # split in a character
     ],
 )
-def test_sse_splitter_returns_each_complete_data_payload(reads: list[bytes], payloads: list[bytes]) -> None:
-    splitter = SSEDataSplitter()
+def test_sse_splitter_returns_each_complete_event_and_its_data(
+    reads: list[bytes], payloads: list[str | None]
+) -> None:
+    splitter = SSEBlockSplitter()
 
-    assert [payload for chunk in reads for payload in splitter.feed(chunk)] == payloads
+    assert [data_field(block) for chunk in reads for block in splitter.feed(chunk)] == payloads
 
 
 @pytest.mark.parametrize(
@@ -335,13 +338,13 @@ def test_content_is_read_exactly_from_stream_events(
     services: NodeServices, payload: bytes, content: str | None
 ) -> None:
     node = build(services, None, basepath="http://127.0.0.1:9/v1")
-    assert node._content(payload) == content
+    assert node._content("data: " + payload.decode()) == content
 
 
 def test_an_error_event_mid_stream_is_a_model_error(services: NodeServices) -> None:
     node = build(services, None, basepath="http://127.0.0.1:9/v1")
     with pytest.raises(ModelError, match="reported an error mid-answer") as caught:
-        node._content(b'{"error":{"message":"boom","type":"server_error"}}')
+        node._content('data: {"error":{"message":"boom","type":"server_error"}}')
     assert "boom" in (caught.value.detail or "") and "boom" not in str(caught.value)
     with pytest.raises(ModelError, match="not an answer"):
-        node._content(b'{"choices":[{"delta":{"content":"unterminated}}]')
+        node._content('data: {"choices":[{"delta":{"content":"unterminated}}]')

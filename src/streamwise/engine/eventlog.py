@@ -16,7 +16,7 @@ Memory stays bounded whatever the readers do:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from streamwise.engine.events import End, Event, Token
@@ -115,6 +115,23 @@ class EventLog:
             self.emitted_bytes += event_size(event)
             if isinstance(event, End):
                 self.closed = True
+        if self._subscriptions and self.emitted_bytes - self._slowest > self.max_unread_bytes:
+            self._cut_slow_readers()
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(True)
+
+    def emit_tokens(self, chunks: Sequence[str]) -> None:
+        """`emit(Token(chunk))` for each chunk, in order: the hot path, done once per batch."""
+        if self.closed:
+            raise RuntimeError(f"tokens after end: {chunks!r:.100}")
+        if self._subscriptions or self._keep_all:
+            self._events.extend([Token(chunk) for chunk in chunks])
+        else:
+            self._base += len(chunks)
+        self.emitted_bytes += sum(map(len, chunks)) + _EVENT_OVERHEAD * len(chunks)
         if self._subscriptions and self.emitted_bytes - self._slowest > self.max_unread_bytes:
             self._cut_slow_readers()
         if self._waiters:

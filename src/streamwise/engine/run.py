@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from streamwise.engine.eventlog import EventLog
-from streamwise.engine.events import Abort, End, Error, Metadata, Start, Token
+from streamwise.engine.events import Abort, End, Error, Metadata, Start
 from streamwise.engine.pacing import Pacer
 from streamwise.engine.ports import (
     Answerer,
@@ -190,11 +190,11 @@ class Run:
                 if not started:
                     log.emit(Start(part[0] if part else ""))
                     started = True
-                for chunk in part:
-                    if chunk:
-                        parts.append(chunk)
-                        log.emit(Token(chunk))
-                        budget -= 1
+                texts = part if all(part) else [chunk for chunk in part if chunk]
+                if texts:
+                    parts.extend(texts)
+                    log.emit_tokens(texts)
+                    budget -= len(texts)
                 if budget <= 0:
                     # Let the writer and the other runs go on (see engine/pacing.py).
                     await asyncio.sleep(0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from streamwise.engine.events import Event
@@ -11,3 +12,7 @@ class EventSink(Protocol):
     """Receives a run's events in order. `emit` must not block: it is on the token hot path."""
 
     def emit(self, event: Event) -> None: ...
+
+    def emit_tokens(self, chunks: Sequence[str]) -> None:
+        """A `Token` event for each chunk, in order (the hot path, taken a network read at a time)."""
+        ...

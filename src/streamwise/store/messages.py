@@ -19,10 +19,10 @@ from typing import Any, Literal, cast
 
 from sqlalchemy import (
     ColumnElement,
-    Integer,
     CursorResult,
     Executable,
     Insert,
+    Integer,
     and_,
     bindparam,
     case,

@@ -1,51 +1,53 @@
-"""Incremental splitters for streamed model answers: SSE `data:` payloads and NDJSON lines.
+"""Incremental splitters for streamed model answers: SSE event blocks and NDJSON lines.
 
-They work on raw bytes and return every complete item a network read holds at once, so the caller can
-hand several tokens on without waiting in between. A partial item is kept for the next read.
+They return every complete item a network read holds at once, so the caller can hand several tokens
+on without waiting in between. A partial item is kept for the next read.
 """
 
 from __future__ import annotations
 
 
-class SSEDataSplitter:
-    """Server-sent events → the payload of each event's `data` field (multi-line data joined by \\n)."""
+class SSEBlockSplitter:
+    """Server-sent events → each complete event block, as text (multi-line blocks kept whole).
+
+    The complete region of a read is decoded once, as one string, and split there: per event that
+    saves a decode and a copy, which on a 2000-token answer is most of the parsing time. A block
+    never splits a UTF-8 character, since blocks end with a blank line.
+    """
 
     __slots__ = ("_rest",)
 
     def __init__(self) -> None:
         self._rest = b""
 
-    def feed(self, chunk: bytes) -> list[bytes]:
+    def feed(self, chunk: bytes) -> list[str]:
         data = self._rest + chunk if self._rest else chunk
         if b"\r" in data:
             # A CR at the very end may be the first half of a CRLF split across reads.
             held = b"\r" if data.endswith(b"\r") else b""
             data = data[: len(data) - len(held)].replace(b"\r\n", b"\n").replace(b"\r", b"\n") + held
-        blocks = data.split(b"\n\n")
-        self._rest = blocks.pop()
-        payloads: list[bytes] = []
-        for block in blocks:
-            # Nearly every event is exactly one "data: ..." line; only the rest need the general path.
-            if block.startswith(b"data: ") and b"\n" not in block:
-                payloads.append(block[6:])
-            elif block:
-                payload = _data_field(block)
-                if payload is not None:
-                    payloads.append(payload)
-        return payloads
+        cut = data.rfind(b"\n\n")
+        if cut == -1:
+            self._rest = data
+            return []
+        self._rest = data[cut + 2 :]
+        return [block for block in data[:cut].decode(errors="replace").split("\n\n") if block]
 
     def pending(self) -> bytes:
         """Bytes of an event that never got its closing blank line."""
         return self._rest
 
 
-def _data_field(block: bytes) -> bytes | None:
-    parts: list[bytes] = []
-    for line in block.split(b"\n"):
-        if line.startswith(b"data:"):
+def data_field(block: str) -> str | None:
+    """The payload of one event's `data` lines (joined by \\n); None for comments and data-less events."""
+    if block.startswith("data: ") and "\n" not in block:
+        return block[6:]  # nearly every event is exactly one such line
+    parts: list[str] = []
+    for line in block.split("\n"):
+        if line.startswith("data:"):
             value = line[5:]
-            parts.append(value[1:] if value.startswith(b" ") else value)
-    return b"\n".join(parts) if parts else None  # comments and event/id/retry-only blocks carry no data
+            parts.append(value[1:] if value.startswith(" ") else value)
+    return "\n".join(parts) if parts else None
 
 
 class LineSplitter:
