@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from streamwise import __version__
 from streamwise.api import chatflows, chatmessages, ping, predictions
 from streamwise.api.errors import install_error_handlers
+from streamwise.api.openapi import install as install_openapi
 from streamwise.api.state import AppState
 from streamwise.engine.graph import FlowGraph, GraphLimits, parse_flow_data_off_loop
 from streamwise.engine.runs import RunManager
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
     app.state.seeded_chatflow_id = None  # set when this start created the ready chatflow
     app.state.example_chatflow_id = None  # the chatflow the start-up message shows how to call
     install_error_handlers(app)
+    install_openapi(app, settings)
     for module in (predictions, chatflows, chatmessages, ping):
         app.include_router(module.router)
     return app

@@ -18,7 +18,7 @@ from starlette.requests import ClientDisconnect
 
 from streamwise import jsontext
 from streamwise.errors import BadRequest, BodyTimeout, BodyTooLarge, LengthRequired
-from streamwise.wire.requests import decode_body
+from streamwise.wire.requests import decode_body, form_fields
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,9 @@ async def read_fields(request: Request, limits: BodyLimits) -> Mapping[str, Any]
             raise BadRequest("The client hung up before the request body was complete") from None
         except Exception as exc:
             raise BadRequest(f"Malformed multipart body: {exc}") from None
-        return {key: value for key, value in form.multi_items() if not isinstance(value, UploadFile)}
+        return form_fields(
+            (key, value) for key, value in form.multi_items() if not isinstance(value, UploadFile)
+        )
     return await _decode(await read_limited(request, limits), content_type)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
+from starlette.convertors import Convertor, register_url_convertor
 
 from streamwise.api.state import AppState, State
 from streamwise.errors import BadRequest, NotFound
@@ -91,8 +92,23 @@ async def delete_messages(chatflow_id: str, state: State, filters: Filters) -> d
     return {"raw": [], "affected": removed}
 
 
-# `:path`: a chat id may hold a "/" (ids come from clients), and every chat must be abortable.
-@router.put("/abort/{chatflow_id}/{chat_id:path}")
+class _AnyText(Convertor[str]):
+    """Like `path`, whose ".*" stops at a newline: a chat id may hold any character."""
+
+    regex = "(?s:.*)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("anytext", _AnyText())
+
+
+# A chat id may hold a "/" or a newline (ids come from clients), and every chat must be abortable.
+@router.put("/abort/{chatflow_id}/{chat_id:anytext}")
 async def abort(chatflow_id: str, chat_id: str, state: State) -> dict[str, Any]:
     stopped = state.runs.cancel_chat(chatflow_id, chat_id, "abort")
     return {"status": 200, "message": "Chat message aborted", "aborted": stopped}

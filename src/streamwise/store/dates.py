@@ -56,9 +56,13 @@ def parse_bound(value: str | datetime | date | None, *, end: bool, name: str) ->
     try:
         if _DATE_ONLY.match(text):
             return _day_bound(date.fromisoformat(text), end=end)
-        return as_utc(datetime.fromisoformat(text))
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{name} must be an ISO-8601 date or date-time, got {value!r}") from None
+    try:
+        return as_utc(moment)
+    except OverflowError:  # within a day of the calendar's ends, its UTC time falls outside it
+        return datetime.min.replace(tzinfo=UTC) if moment.year == 1 else datetime.max.replace(tzinfo=UTC)
 
 
 def _day_bound(day: date, *, end: bool) -> datetime:

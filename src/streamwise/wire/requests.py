@@ -10,7 +10,7 @@ model: the length of each message and the number of history turns.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -19,11 +19,20 @@ from streamwise import jsontext
 from streamwise.engine.ports import ChatTurn
 from streamwise.errors import BadRequest, LimitExceeded
 
-__all__ = ["BadRequest", "PredictionRequest", "RequestLimits", "decode_body", "parse_prediction"]
+__all__ = [
+    "BadRequest",
+    "PredictionRequest",
+    "RequestLimits",
+    "decode_body",
+    "form_fields",
+    "parse_prediction",
+]
 
 _ROLES = {"apiMessage": "assistant", "userMessage": "user", "assistant": "assistant", "user": "user"}
 # Longest chatId or sessionId: ids are keys, not documents.
 MAX_ID_CHARS = 256
+# The integers JSON parsing keeps exact; larger ones arrive as floats.
+WHOLE_NUMBERS = range(-(2**63), 2**64)
 
 
 @dataclass(frozen=True)
@@ -53,7 +62,7 @@ def decode_body(body: bytes, content_type: str) -> Mapping[str, Any]:
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type == "application/x-www-form-urlencoded":
         try:
-            return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+            return form_fields(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
         except UnicodeDecodeError:
             raise BadRequest("Request body is not valid UTF-8") from None
     if not body.strip():
@@ -62,6 +71,15 @@ def decode_body(body: bytes, content_type: str) -> Mapping[str, Any]:
     if not isinstance(decoded, dict):
         raise BadRequest("Request body must be a JSON object")
     return decoded
+
+
+def form_fields(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """A form's fields; one given more than once holds the list of its values, as JSON would have it
+    (so it is refused where one value is expected, rather than one of them being silently chosen)."""
+    grouped: dict[str, list[Any]] = {}
+    for name, value in pairs:
+        grouped.setdefault(name, []).append(value)
+    return {name: values[0] if len(values) == 1 else values for name, values in grouped.items()}
 
 
 def parse_prediction(fields: Mapping[str, Any], limits: RequestLimits | None = None) -> PredictionRequest:
@@ -110,6 +128,8 @@ def _streaming(value: Any) -> bool:
 def _chat_id(value: Any) -> str | None:
     if value is None or value == "":
         return None
+    if isinstance(value, float) and value.is_integer() and int(value) in WHOLE_NUMBERS:
+        value = int(value)  # JSON does not tell 7.0 from 7 (nor does JavaScript, nor Flowise)
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise BadRequest("Field 'chatId' must be a string")
     _check_id(str(value), "chatId")

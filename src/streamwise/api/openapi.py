@@ -1,0 +1,235 @@
+"""GET /openapi.json: FastAPI's document, completed with what FastAPI cannot see.
+
+The routes read their bodies by hand and answer every failure with Flowise's error JSON, so FastAPI
+alone would describe no request body, untyped answers, and a 422 that is never sent (validation
+errors are 400s). `OPERATIONS` says, per route, what it reads and what it answers; `document` writes
+that into FastAPI's document, with the models of `streamwise.api.schemas` as its components.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from streamwise.api import schemas
+from streamwise.settings import Settings
+from streamwise.wire.requests import RequestLimits
+
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+EVENT_STREAM = "text/event-stream"
+REF = "#/components/schemas/{model}"
+
+ERRORS: dict[int, str] = {
+    400: "The request cannot be used as sent; the message names the field (or the chatflow's node).",
+    404: "No such chatflow.",
+    408: "The body did not arrive within STREAMWISE_BODY_TIMEOUT_SECONDS; the connection is closed.",
+    409: "A chatflow with that id already exists.",
+    411: "A multipart body without Content-Length.",
+    413: "The body is larger than STREAMWISE_MAX_BODY_BYTES.",
+    429: "The model is rate limited; its Retry-After is passed on.",
+    502: "The model failed while answering.",
+    503: "The server is shutting down, or the answer could not be stored.",
+    504: "The model did not answer within its deadline.",
+}
+_PATH_PARAMETERS = {
+    "chatflow_id": "The chatflow's id.",
+    "chat_id": "The chat (its chatId) whose running predictions to stop; any text, '/' included.",
+}
+_HEADERS: dict[int, dict[str, Any]] = {
+    429: {
+        "Retry-After": {
+            "description": "The model's own Retry-After, when it sent one.",
+            "schema": {"type": "string"},
+        }
+    },
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What one route reads and answers, beyond what FastAPI sees in its signature."""
+
+    ok: type[BaseModel] | None = None  # the 200 JSON body; None keeps FastAPI's (ping's text)
+    many: bool = False  # `ok` comes as a list
+    errors: tuple[int, ...] = ()
+    bodies: Mapping[str, type[BaseModel]] = field(default_factory=dict)  # by media type
+    json_fields: tuple[str, ...] = ()  # fields a form carries as JSON text
+    query: type[BaseModel] | None = None  # documents the query parameters FastAPI declares
+    streams: bool = False  # may answer text/event-stream instead
+
+
+_PREDICTION_ERRORS = (400, 404, 408, 411, 413, 429, 502, 503, 504)
+_BODY_ERRORS = (400, 408, 413)
+
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("get", "/api/v1/chatflows-streaming/{chatflow_id}"): Operation(
+        schemas.StreamingCheck, errors=(400, 404)
+    ),
+    ("post", "/api/v1/prediction/{chatflow_id}"): Operation(
+        schemas.PredictionResult,
+        errors=_PREDICTION_ERRORS,
+        bodies={
+            JSON: schemas.PredictionBody,
+            FORM: schemas.PredictionForm,
+            MULTIPART: schemas.PredictionForm,
+        },
+        json_fields=("overrideConfig", "history"),
+        streams=True,
+    ),
+    ("get", "/api/v1/chatflows"): Operation(schemas.Chatflow, many=True),
+    ("post", "/api/v1/chatflows"): Operation(
+        schemas.Chatflow, errors=(*_BODY_ERRORS, 409), bodies={JSON: schemas.ChatflowCreate}
+    ),
+    ("get", "/api/v1/chatflows/{chatflow_id}"): Operation(schemas.Chatflow, errors=(404,)),
+    ("put", "/api/v1/chatflows/{chatflow_id}"): Operation(
+        schemas.Chatflow, errors=(*_BODY_ERRORS, 404), bodies={JSON: schemas.ChatflowChanges}
+    ),
+    ("delete", "/api/v1/chatflows/{chatflow_id}"): Operation(schemas.Deleted, errors=(404,)),
+    ("get", "/api/v1/chatmessage/{chatflow_id}"): Operation(
+        schemas.ChatMessage, many=True, errors=(400, 404), query=schemas.MessageQuery
+    ),
+    ("delete", "/api/v1/chatmessage/{chatflow_id}"): Operation(
+        schemas.Deleted, errors=(400, 404), query=schemas.MessageQuery
+    ),
+    ("put", "/api/v1/chatmessage/abort/{chatflow_id}/{chat_id}"): Operation(schemas.Aborted),
+    ("get", "/api/v1/ping"): Operation(),
+}
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Serve `document(app, ...)` as the app's OpenAPI document, built once on first request."""
+    limits = RequestLimits(settings.max_message_chars, settings.max_history_turns)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document(app, limits)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def document(app: FastAPI, limits: RequestLimits | None = None) -> dict[str, Any]:
+    spec = get_openapi(
+        title=app.title,
+        version=app.version,
+        openapi_version=app.openapi_version,
+        description=app.description,
+        routes=app.routes,
+    )
+    components = spec.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):  # only the 422s used them
+        components.pop(name, None)
+    components.update(_component_schemas(limits or RequestLimits()))
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            operation["responses"].pop("422", None)
+            described = OPERATIONS.get((method, path))
+            if described is not None:
+                _describe(operation, described)
+    return spec
+
+
+def _describe(operation: dict[str, Any], described: Operation) -> None:
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] == "path" and parameter["name"] in _PATH_PARAMETERS:
+            parameter["description"] = _PATH_PARAMETERS[parameter["name"]]
+    responses = operation["responses"]
+    if described.ok is not None:
+        schema: dict[str, Any] = _ref(described.ok)
+        if described.many:
+            schema = {"type": "array", "items": schema}
+        content: dict[str, Any] = {JSON: {"schema": schema}}
+        description = "Success"
+        if described.streams:
+            content[EVENT_STREAM] = {"schema": _ref(schemas.StreamEvent)}
+            description = "The answer; with `streaming`, when the chatflow can stream, as Server-Sent Events."
+        responses["200"] = {"description": description, "content": content}
+    for status in described.errors:
+        response: dict[str, Any] = {
+            "description": ERRORS[status],
+            "content": {JSON: {"schema": _ref(schemas.ErrorBody)}},
+        }
+        if status in _HEADERS:
+            response["headers"] = _HEADERS[status]
+        responses[str(status)] = response
+    if described.bodies:
+        operation["requestBody"] = _request_body(described)
+    if described.query is not None:
+        _document_query(operation, described.query)
+
+
+def _request_body(described: Operation) -> dict[str, Any]:
+    content: dict[str, Any] = {}
+    for media_type, model in described.bodies.items():
+        entry: dict[str, Any] = {"schema": _ref(model)}
+        if media_type != JSON and described.json_fields:
+            entry["encoding"] = {name: {"contentType": JSON} for name in described.json_fields}
+        content[media_type] = entry
+    return {"required": True, "content": content}
+
+
+def _document_query(operation: dict[str, Any], model: type[BaseModel]) -> None:
+    properties = model.model_json_schema(ref_template=REF)["properties"]
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] == "query" and parameter["name"] in properties:
+            schema = dict(properties[parameter["name"]])
+            description = schema.pop("description", None)
+            if description:
+                parameter["description"] = description
+            schema.pop("default", None)
+            schema.pop("title", None)
+            parameter["schema"] = schema
+
+
+def _ref(model: type[BaseModel]) -> dict[str, Any]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _documented_models() -> Iterator[tuple[type[BaseModel], JsonSchemaMode]]:
+    for described in OPERATIONS.values():
+        for model in described.bodies.values():
+            yield model, "validation"
+        if described.ok is not None:
+            yield described.ok, "serialization"
+        if described.streams:
+            yield schemas.StreamEvent, "serialization"
+            yield schemas.StreamFrame, "serialization"
+    yield schemas.ErrorBody, "serialization"
+
+
+def _component_schemas(limits: RequestLimits) -> dict[str, Any]:
+    models = list(dict.fromkeys(_documented_models()))
+    _, definitions = models_json_schema(models, ref_template=REF)
+    found: dict[str, Any] = copy.deepcopy(definitions.get("$defs", {}))
+    for schema in found.values():
+        _finish(schema, limits)
+    return found
+
+
+def _finish(node: Any, limits: RequestLimits) -> None:
+    """Fill in the configured limits; drop `default: null`, which says nothing a reader needs and is
+    wrong for fields that may be left out but not sent as null."""
+    if isinstance(node, list):
+        for item in node:
+            _finish(item, limits)
+        return
+    if not isinstance(node, dict):
+        return
+    limit = node.pop(schemas.LIMIT, None)
+    if limit is not None:
+        bound = getattr(limits, limit)
+        node["maxItems" if node.get("type") == "array" else "maxLength"] = bound
+    if "default" in node and node["default"] is None:
+        del node["default"]
+    for key, value in node.items():
+        if key != "examples":  # requests as sent, left as they are
+            _finish(value, limits)
