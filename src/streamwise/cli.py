@@ -13,6 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from streamwise.app import create_app
+from streamwise.memory import return_big_blocks
 from streamwise.settings import Settings
 
 
@@ -80,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.port is not None:
         overrides["port"] = args.port
     settings = Settings(**overrides)
+    return_big_blocks()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

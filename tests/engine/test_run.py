@@ -9,7 +9,7 @@ import pytest
 
 from streamwise.engine.events import End, Error, Event, Metadata, Start, Token
 from streamwise.engine.ports import ChatTurn
-from streamwise.engine.run import SHUTDOWN_MESSAGE, Run, RunRequest
+from streamwise.engine.run import COMPACT_EVERY, SHUTDOWN_MESSAGE, Run, RunRequest
 from streamwise.engine.runs import RunManager, ShuttingDown
 from streamwise.nodes.chains.conversation_chain import ConversationChain
 from streamwise.nodes.memory.buffer_memory import BufferMemory
@@ -213,7 +213,7 @@ async def test_partial_gives_the_answer_so_far_only_when_it_grew() -> None:
     run.start()
     await wait_for_events(run, 2)  # start and the first token
     await until(lambda: run.partial() is not None)  # once the question is stored
-    assert run._saved_parts == 1
+    assert run._saved_tokens == 1
     assert run.partial() is None  # nothing new since
     await run_to_end(run)
     assert run.partial() is None  # ended: the final write has it
@@ -264,3 +264,12 @@ async def test_an_unexpected_failure_is_reported_without_its_text() -> None:
     assert isinstance(events[0], Error) and run.id in events[0].data
     assert "secret" not in events[0].data and "KeyError" not in events[0].data
     assert run.outcome is not None and type(run.outcome.failure).__name__ == "InternalError"
+
+
+async def test_a_long_answer_is_held_compactly_and_stored_whole() -> None:
+    store = InMemoryMessageStore()
+    chunks = tuple(f"w{i} " for i in range(20_000))
+    run = Run(request(), chain(ScriptedFakeChatModel(chunks)), store)
+    await run_to_end(run)
+    assert len(run.parts) <= COMPACT_EVERY + 20_000 // COMPACT_EVERY and run.tokens == 20_000
+    assert store.exchanges[0].answer == "".join(chunks)

@@ -41,6 +41,7 @@ SHUTDOWN_MESSAGE = "server shutting down"
 # The question is stored after the first token, so that writing it never delays that token; a model
 # slower than this gets its question stored while it thinks.
 QUESTION_WRITE_DELAY = 0.05
+COMPACT_EVERY = 4096  # chunks of the answer kept apart before they are joined
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,10 @@ class Run:
         self.outcome: RunOutcome | None = None
         memory = answerer.memory
         self.memory_type = memory.memory_type if memory is not None else None
-        self.parts: list[str] = []  # the answer so far
-        self._saved_parts = 0  # how much of it the last partial save held
+        self.parts: list[str] = []  # the answer so far (see `_compact`)
+        self.tokens = 0  # chunks received so far
+        self._compacted = 0  # parts[:_compacted] are joined runs of chunks
+        self._saved_tokens = 0  # how much of it the last partial save held
         self._begin: asyncio.Task[None] | None = None
         self._task: asyncio.Task[RunOutcome] | None = None
         self._entered = False  # the task began executing (before that, cancel() only marks it)
@@ -129,10 +132,17 @@ class Run:
         begin = self._begin
         if self.outcome is not None or begin is None or not begin.done() or begin.exception() is not None:
             return None
-        if len(self.parts) == self._saved_parts:
+        if self.tokens == self._saved_tokens:
             return None
-        self._saved_parts = len(self.parts)
+        self._saved_tokens = self.tokens
         return self.chat_message_id, "".join(self.parts)
+
+    def _compact(self) -> None:
+        """Join the newest chunks into one string: a long answer held as a million small strings took
+        ten times its size in memory, and every partial save had to join them all again."""
+        parts = self.parts
+        parts[self._compacted :] = ["".join(parts[self._compacted :])]
+        self._compacted += 1
 
     def _exchange(self, answer: str, status: ExchangeStatus) -> Exchange:
         request = self.request
@@ -193,6 +203,9 @@ class Run:
                 texts = part if all(part) else [chunk for chunk in part if chunk]
                 if texts:
                     parts.extend(texts)
+                    self.tokens += len(texts)
+                    if len(parts) - self._compacted > COMPACT_EVERY:
+                        self._compact()
                     log.emit_tokens(texts)
                     budget -= len(texts)
                 if budget <= 0:

@@ -28,11 +28,14 @@ def to_json(value: Any) -> str:
     return _dumps(value)
 
 
-def encode(event: Event) -> bytes:
-    if type(event) is Token:  # the hot path
+def encode(event: Event | str) -> bytes:
+    """One frame; a bare string is a token (the form the event log keeps tokens in)."""
+    if isinstance(event, str):  # the hot path
+        return _TOKEN_PREFIX + _dumps(event).encode() + _SUFFIX
+    if type(event) is Token:
         return _TOKEN_PREFIX + _dumps(event.data).encode() + _SUFFIX
     return _PREFIX + event.event.encode() + b'","data":' + _dumps(event.data).encode() + _SUFFIX
 
 
-def encode_many(events: Iterable[Event]) -> bytes:
+def encode_many(events: Iterable[Event | str]) -> bytes:
     return b"".join(map(encode, events))
