@@ -114,7 +114,7 @@ class Plan:
     def make(cls, quick: bool) -> Plan:
         if quick:
             return cls(True, 3, 5, 5, 1, (50, 200), 3, 64, 3.0, 5, 5, 200_000)
-        return cls(False, 6, 15, 15, 3, (50, 200), 15, 128, 6.0, 15, 30, 1_000_000)
+        return cls(False, 6, 15, 15, 3, (50, 200), 15, 128, 6.0, 25, 30, 1_000_000)
 
 
 def log(message: str) -> None:
