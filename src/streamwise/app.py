@@ -17,7 +17,7 @@ from streamwise.api.state import AppState
 from streamwise.engine.graph import FlowGraph, GraphLimits, parse_flow_data_off_loop
 from streamwise.engine.runs import RunManager
 from streamwise.nodes.models.local_runtime import default_model_dirs
-from streamwise.nodes.registry import default_registry
+from streamwise.nodes.registry import default_registry, node_modules
 from streamwise.nodes.services import NodeServices
 from streamwise.seed import SEED_NAME, seed_flow_data
 from streamwise.settings import Settings
@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
         lease = InstanceLease(database, messages)
         await lease.start()  # also marks what a crashed predecessor left running as interrupted
         chatflow_repository = ChatflowRepository(database)
-        registry = default_registry(services)
+        registry = default_registry(services, node_modules(settings.node_modules))
         graph_limits = GraphLimits(settings.max_flow_nodes, settings.max_flow_edges)
 
         async def prepare(record: ChatflowRecord) -> FlowGraph:

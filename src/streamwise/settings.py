@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     checkpoint_seconds: float = Field(
         1.0, gt=0, description="How often a growing answer is saved while tokens flow."
     )
+    node_modules: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Python modules whose SPEC/SPECS add nodes to the built-in ones (comma-separated).",
+    )
     model_dirs: Annotated[list[Path], NoDecode] = Field(
         default_factory=list,
         description="Directories `chatLocalModel`'s modelPath may name files in; default: the bundled "
@@ -91,6 +95,13 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("node_modules", mode="before")
+    @classmethod
+    def _split_modules(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("model_dirs", mode="before")
     @classmethod

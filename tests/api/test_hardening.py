@@ -14,10 +14,10 @@ import pytest
 from fastapi import FastAPI
 
 from streamwise.app import create_app
-from streamwise.nodes.models.fake import probe
 from streamwise.nodes.services import NodeServices
 from streamwise.settings import Settings
 from tests.api.helpers import create_flow
+from tests.support.fake_model import probe
 from tests.support.flows import chain_flow, edge, fake_flow, node, ref
 
 

@@ -58,7 +58,13 @@ RUNS = [
 
 
 def _settings(tmp: Path) -> Settings:
-    return Settings(data_dir=tmp, seed=False, preload_local_model=False, shutdown_grace_seconds=5)
+    return Settings(
+        data_dir=tmp,
+        seed=False,
+        preload_local_model=False,
+        shutdown_grace_seconds=5,
+        node_modules=["tests.support.fake_model"],
+    )
 
 
 # --- the document -------------------------------------------------------------------------------

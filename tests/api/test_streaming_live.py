@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from streamwise.nodes.models.fake import probe
+from tests.support.fake_model import probe
 from tests.support.flows import chain_flow, fake_flow, openai_model
 from tests.support.openai_stub import StubServer, serve_in_thread
 from tests.support.server import LiveServer

@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 from streamwise.engine.graph import GraphLimits, parse_flow_data
 from streamwise.errors import GraphError, LimitExceeded
 from streamwise.nodes.registry import default_registry
+from tests.support.fake_model import SPEC as FAKE_SPEC
 from tests.support.flows import edge, fake_flow, fake_model, node, ref
 
-registry = default_registry()
+registry = default_registry(extra=[FAKE_SPEC])
 
 
 def _flow(nodes: list[dict[str, Any]], edges: list[dict[str, Any]]) -> str:

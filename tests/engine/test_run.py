@@ -13,7 +13,7 @@ from streamwise.engine.run import COMPACT_EVERY, SHUTDOWN_MESSAGE, Run, RunReque
 from streamwise.engine.runs import RunManager, ShuttingDown
 from streamwise.nodes.chains.conversation_chain import ConversationChain
 from streamwise.nodes.memory.buffer_memory import BufferMemory
-from streamwise.nodes.models.fake import FakeProbe, ScriptedFakeChatModel
+from tests.support.fake_model import FakeProbe, ScriptedFakeChatModel
 from tests.support.memory_store import InMemoryMessageStore
 from tests.support.waiting import until
 

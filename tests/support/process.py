@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 @contextmanager
 def started(
@@ -27,6 +29,9 @@ def started(
         "STREAMWISE_DATA_DIR": str(data_dir),
         "STREAMWISE_PRELOAD_LOCAL_MODEL": "false",
         "STREAMWISE_SHUTDOWN_GRACE_SECONDS": "5",
+        # The scripted fake model, from this repository's tests (the child runs from its root).
+        "STREAMWISE_NODE_MODULES": "tests.support.fake_model",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         **(env or {}),
     }
     if not env or "STREAMWISE_DATABASE_URL" not in env:

@@ -13,26 +13,24 @@ from streamwise.engine.graph import FlowGraph, GraphNode, reference_target
 from streamwise.engine.ports import Answerer, NodeCatalog
 from streamwise.errors import GraphError, NodeConfigError
 
-# Inputs a request may never override: they choose where requests go and with which secret.
-PROTECTED_INPUTS = frozenset(
-    {"credential", "basePath", "basepath", "baseUrl", "modelPath", "baseOptions", "probe"}
-)
 # `overrideConfig` keys that are about the request rather than node inputs.
 REQUEST_KEYS = frozenset({"sessionId"})
 
 
-def node_inputs(node: GraphNode, override_config: Mapping[str, Any] | None) -> dict[str, Any]:
+def node_inputs(
+    node: GraphNode, override_config: Mapping[str, Any] | None, protected: frozenset[str]
+) -> dict[str, Any]:
     """The node's inputs with per-request overrides applied, as Flowise does.
 
     An override value either applies to every node that has the input (`{"temperature": 0.1}`) or,
     when it is an object keyed by node ids, only to those nodes (`{"temperature": {"chatOpenAI_0": 0.1}}`).
-    References to other nodes cannot be overridden.
+    References to other nodes cannot be overridden, nor the `protected` inputs (the node's policy).
     """
     inputs = dict(node.inputs)
     if not override_config:
         return inputs
     for key, value in override_config.items():
-        if key in REQUEST_KEYS or key in PROTECTED_INPUTS or key not in node.param_names:
+        if key in REQUEST_KEYS or key in protected or key not in node.param_names:
             continue
         if reference_target(inputs.get(key)) is not None:
             continue
@@ -59,7 +57,7 @@ def build_answerer(
     instances: dict[str, object] = {}
     for node_id in graph.order:
         node = graph.nodes[node_id]
-        inputs = node_inputs(node, override_config)
+        inputs = node_inputs(node, override_config, catalog.protected(node.name))
         for key, value in inputs.items():
             if isinstance(value, list):
                 if any(reference_target(item) for item in value):

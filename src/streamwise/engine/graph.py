@@ -23,7 +23,6 @@ from streamwise.engine.ports import NodeCatalog
 from streamwise.errors import BadRequest, GraphError, LimitExceeded
 
 _REFERENCE = re.compile(r"^\{\{\s*([^{}\s]+?)\.data\.instance\s*\}\}$")
-ANSWERING_CATEGORIES = frozenset({"Chains", "Agents", "Multi Agents", "Sequential Agents"})
 
 
 @dataclass(frozen=True)
@@ -173,9 +172,7 @@ def _parse(raw: Any, catalog: NodeCatalog, limits: GraphLimits) -> FlowGraph:
     ending = [
         node_id
         for node_id in nodes
-        if node_id not in has_outgoing
-        and node_id not in referenced
-        and catalog.category(nodes[node_id].name) in ANSWERING_CATEGORIES
+        if node_id not in has_outgoing and node_id not in referenced and catalog.answers(nodes[node_id].name)
     ]
     if not ending:
         raise GraphError("flowData has no answering node (a chain with no outgoing connection)")

@@ -138,6 +138,14 @@ class NodeCatalog(Protocol):
 
     def category(self, name: str) -> str: ...
 
+    def answers(self, name: str) -> bool:
+        """Whether the node can be a graph's answering node."""
+        ...
+
+    def protected(self, name: str) -> frozenset[str]:
+        """The node's inputs that a request's overrideConfig may not change."""
+        ...
+
     def build(self, name: str, node_id: str, inputs: Mapping[str, Any]) -> object:
         """Build one node instance; references in `inputs` are already resolved to instances.
 

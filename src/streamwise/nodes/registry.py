@@ -1,30 +1,22 @@
-"""The node registry: Flowise node names → how to build them.
+"""The node registry: Flowise node names → their specs, bound to one `NodeServices`.
 
-Each node module exposes a `SPEC`; `default_registry` collects them. The registry implements the
-engine's `NodeCatalog` protocol, bound to one `NodeServices`.
+It implements the engine's `NodeCatalog` protocol. Which nodes exist is decided by whoever builds it:
+`default_registry` takes the built-in catalog (`nodes/catalog.py`) plus any extra specs; the
+specs of modules named in STREAMWISE_NODE_MODULES (tests and benchmarks add their scripted fake model
+this way) are loaded by `node_modules`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Literal
+import importlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from streamwise.errors import GraphError
 from streamwise.nodes.services import NodeServices
+from streamwise.nodes.spec import NodeSpec
 
-Category = Literal["Chat Models", "Chains", "Memory", "Prompts"]
-Builder = Callable[[str, Mapping[str, Any], NodeServices], object]
-
-
-@dataclass(frozen=True)
-class NodeSpec:
-    name: str  # Flowise's node name, e.g. "chatOpenAI"
-    label: str  # Flowise's label, e.g. "ChatOpenAI"
-    category: Category
-    build: Builder  # (node_id, resolved inputs, services) -> instance
-    honoured: tuple[str, ...] = ()  # inputs this implementation reads (documented in docs/nodes.md)
-    ignored: tuple[str, ...] = ()  # inputs Flowise has that are accepted and ignored
+__all__ = ["NodeRegistry", "NodeSpec", "default_registry", "node_modules"]
 
 
 class NodeRegistry:
@@ -42,6 +34,12 @@ class NodeRegistry:
     def category(self, name: str) -> str:
         return self.specs[name].category
 
+    def answers(self, name: str) -> bool:
+        return self.specs[name].answers
+
+    def protected(self, name: str) -> frozenset[str]:
+        return self.specs[name].not_overridable
+
     def build(self, name: str, node_id: str, inputs: Mapping[str, Any]) -> object:
         spec = self.specs.get(name)
         if spec is None:
@@ -49,26 +47,19 @@ class NodeRegistry:
         return spec.build(node_id, inputs, self.services)
 
 
-def all_specs() -> list[NodeSpec]:
-    from streamwise.nodes.chains import conversation_chain, llm_chain
-    from streamwise.nodes.memory import buffer_memory, buffer_window_memory
-    from streamwise.nodes.models import chat_local, chat_ollama, chat_openai, fake
-    from streamwise.nodes.prompts import chat_prompt_template, prompt_template
-
-    modules = [
-        chat_openai,
-        chat_ollama,
-        chat_local,
-        fake,
-        llm_chain,
-        conversation_chain,
-        buffer_memory,
-        buffer_window_memory,
-        prompt_template,
-        chat_prompt_template,
-    ]
-    return [module.SPEC for module in modules]
+def node_modules(names: Sequence[str]) -> list[NodeSpec]:
+    """The specs of extra node modules: each exposes `SPEC` or `SPECS`."""
+    specs: list[NodeSpec] = []
+    for name in names:
+        module: Any = importlib.import_module(name)
+        found = getattr(module, "SPECS", None) or [getattr(module, "SPEC", None)]
+        if not all(isinstance(spec, NodeSpec) for spec in found):
+            raise ValueError(f"node module {name!r} has no SPEC or SPECS of node specs")
+        specs.extend(found)
+    return specs
 
 
-def default_registry(services: NodeServices | None = None) -> NodeRegistry:
-    return NodeRegistry(all_specs(), services or NodeServices())
+def default_registry(services: NodeServices | None = None, extra: Iterable[NodeSpec] = ()) -> NodeRegistry:
+    from streamwise.nodes.catalog import BUILTINS
+
+    return NodeRegistry([*BUILTINS, *extra], services or NodeServices())

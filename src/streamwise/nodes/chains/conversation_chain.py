@@ -9,8 +9,8 @@ from typing import Any
 
 from streamwise.engine.ports import ChatModel, ChatTurn, Memory, Part, Prompt, SessionContext
 from streamwise.nodes import inputs as read
-from streamwise.nodes.registry import NodeSpec
 from streamwise.nodes.services import NodeServices
+from streamwise.nodes.spec import NodeSpec
 
 # Flowise's default for this chain.
 DEFAULT_SYSTEM_MESSAGE = (
@@ -59,6 +59,7 @@ SPEC = NodeSpec(
     name="conversationChain",
     label="Conversation Chain",
     category="Chains",
+    answers=True,
     build=build,
     honoured=("model", "memory", "systemMessagePrompt", "chatPromptTemplate"),
     ignored=("inputModeration",),

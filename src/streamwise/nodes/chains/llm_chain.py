@@ -8,8 +8,8 @@ from typing import Any
 
 from streamwise.engine.ports import ChatModel, ChatTurn, Memory, Part, Prompt, SessionContext
 from streamwise.nodes import inputs as read
-from streamwise.nodes.registry import NodeSpec
 from streamwise.nodes.services import NodeServices
+from streamwise.nodes.spec import NodeSpec
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ SPEC = NodeSpec(
     name="llmChain",
     label="LLM Chain",
     category="Chains",
+    answers=True,
     build=build,
     honoured=("model", "prompt"),
     ignored=("outputParser", "inputModeration", "chainName"),

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamwise.engine.ports import ChatTurn, SessionContext
-from streamwise.nodes.registry import NodeSpec
 from streamwise.nodes.services import NodeServices
+from streamwise.nodes.spec import NodeSpec
 
 
 async def session_turns(session: SessionContext, limit: int | None = None) -> list[ChatTurn]:

@@ -10,8 +10,8 @@ from streamwise.engine.ports import ChatTurn, SessionContext
 from streamwise.errors import NodeConfigError
 from streamwise.nodes import inputs as read
 from streamwise.nodes.memory.buffer_memory import session_turns
-from streamwise.nodes.registry import NodeSpec
 from streamwise.nodes.services import NodeServices
+from streamwise.nodes.spec import NodeSpec
 
 
 @dataclass(frozen=True)

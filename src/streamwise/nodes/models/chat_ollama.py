@@ -13,8 +13,8 @@ from streamwise.errors import NodeConfigError
 from streamwise.nodes import inputs
 from streamwise.nodes.models.errors import ModelError, ModelFailures, tidy
 from streamwise.nodes.models.sse_lines import LineSplitter
-from streamwise.nodes.registry import NodeSpec
 from streamwise.nodes.services import NodeServices
+from streamwise.nodes.spec import NodeSpec
 
 DEFAULT_BASE_URL = "http://localhost:11434"
 

@@ -25,8 +25,8 @@ from streamwise.nodes import inputs
 from streamwise.nodes.models.deadline import each_within
 from streamwise.nodes.models.errors import ModelError, ModelFailures, tidy
 from streamwise.nodes.models.sse_lines import SSEBlockSplitter, data_field
-from streamwise.nodes.registry import NodeSpec
 from streamwise.nodes.services import NodeServices
+from streamwise.nodes.spec import NodeSpec
 
 OFFICIAL_BASE_URL = "https://api.openai.com/v1"
 _COMPLETIONS = "/chat/completions"

@@ -9,8 +9,8 @@ from typing import Any
 from streamwise.engine.ports import ChatTurn
 from streamwise.nodes import inputs as read
 from streamwise.nodes.prompts.template import fill, prompt_values
-from streamwise.nodes.registry import NodeSpec
 from streamwise.nodes.services import NodeServices
+from streamwise.nodes.spec import NodeSpec
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from streamwise.engine.ports import ChatTurn
 from streamwise.errors import NodeConfigError
 from streamwise.nodes import inputs as read
 from streamwise.nodes.prompts.template import fill, prompt_values
-from streamwise.nodes.registry import NodeSpec
 from streamwise.nodes.services import NodeServices
+from streamwise.nodes.spec import NodeSpec
 
 
 @dataclass(frozen=True)

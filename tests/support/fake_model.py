@@ -1,4 +1,7 @@
-"""A scripted fake chat model — FOR TESTS AND BENCHMARKS ONLY, never a default.
+"""A scripted fake chat model, for tests and benchmarks only: it is not in the package.
+
+A server gets it by naming this module in STREAMWISE_NODE_MODULES (`tests.support.fake_model`); the
+test fixtures and the benchmark do so.
 
 Node name "scriptedFakeChatModel". Inputs:
 - `tokens`: a JSON list of chunks, or text split into words (spaces kept on the following word);
@@ -21,8 +24,8 @@ from typing import Any
 from streamwise.engine.ports import ChatTurn, TextChunks
 from streamwise.errors import ModelUnavailable, NodeConfigError
 from streamwise.nodes import inputs as read
-from streamwise.nodes.registry import NodeSpec
 from streamwise.nodes.services import NodeServices
+from streamwise.nodes.spec import NodeSpec
 
 
 class FakeModelFailure(ModelUnavailable):
@@ -51,7 +54,7 @@ def probe(services: NodeServices, name: str) -> FakeProbe:
 
 @dataclass(frozen=True)
 class ScriptedFakeChatModel:
-    tokens: tuple[str, ...]
+    tokens: Sequence[str]
     echo: bool = False
     delay: float = 0.0
     fail_at: int | None = None
@@ -63,7 +66,7 @@ class ScriptedFakeChatModel:
     def can_stream(self) -> bool:
         return self.streaming
 
-    def script(self, messages: Sequence[ChatTurn]) -> tuple[str, ...]:
+    def script(self, messages: Sequence[ChatTurn]) -> Sequence[str]:
         if not self.echo:
             return self.tokens
         text = " | ".join(f"{turn.role}: {turn.content}" for turn in messages)
@@ -111,10 +114,27 @@ def split_words(text: str) -> list[str]:
     return [chunk for chunk in chunks if chunk]
 
 
-def _tokens(node_id: str, inputs: Mapping[str, Any]) -> tuple[str, ...]:
+class Counted(Sequence[str]):
+    """`t0 `, `t1 `, ... made on demand, so a large tokenCount costs no memory up front."""
+
+    def __init__(self, count: int) -> None:
+        self.size = max(0, count)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [f"t{i} " for i in range(*index.indices(self.size))]
+        if not -self.size <= index < self.size:
+            raise IndexError(index)
+        return f"t{index % self.size} "
+
+
+def _tokens(node_id: str, inputs: Mapping[str, Any]) -> Sequence[str]:
     count = read.integer(inputs, "tokenCount", node_id)
     if count is not None:
-        return tuple(f"t{i} " for i in range(count))
+        return Counted(count)
     raw = inputs.get("tokens")
     if isinstance(raw, list):
         return tuple(str(item) for item in raw)
@@ -147,4 +167,5 @@ SPEC = NodeSpec(
     category="Chat Models",
     build=build,
     honoured=("tokens", "tokenCount", "echo", "delayMs", "failAt", "streaming", "probe"),
+    protected=frozenset({"probe"}),
 )

@@ -1,0 +1,21 @@
+"""The built-in nodes, listed explicitly: what a server can run unless it is given more."""
+
+from __future__ import annotations
+
+from streamwise.nodes.chains import conversation_chain, llm_chain
+from streamwise.nodes.memory import buffer_memory, buffer_window_memory
+from streamwise.nodes.models import chat_local, chat_ollama, chat_openai
+from streamwise.nodes.prompts import chat_prompt_template, prompt_template
+from streamwise.nodes.spec import NodeSpec
+
+BUILTINS: tuple[NodeSpec, ...] = (
+    chat_openai.SPEC,
+    chat_ollama.SPEC,
+    chat_local.SPEC,
+    llm_chain.SPEC,
+    conversation_chain.SPEC,
+    buffer_memory.SPEC,
+    buffer_window_memory.SPEC,
+    prompt_template.SPEC,
+    chat_prompt_template.SPEC,
+)
