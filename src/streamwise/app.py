@@ -34,6 +34,7 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
         local_model_path=settings.local_model_path,
         local_model_threads=settings.local_model_threads,
         model_timeout_seconds=settings.model_timeout_seconds,
+        data_dir=settings.data_dir,
         model_dirs=tuple(settings.model_dirs) or default_model_dirs(settings.data_dir),
     )
 

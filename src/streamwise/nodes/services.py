@@ -23,6 +23,8 @@ class NodeServices:
     model_timeout_seconds: float = 120.0
     # Where chatLocalModel's modelPath may point (STREAMWISE_MODEL_DIRS); empty: the defaults.
     model_dirs: tuple[Path, ...] = ()
+    # Where nodes keep local state (persistent vector stores, faiss folders): the server's data dir.
+    data_dir: Path | None = None
     # Caches keyed by whatever the node module needs (e.g. one OpenAI client per base URL + key).
     cache: dict[Any, Any] = field(default_factory=dict)
 
