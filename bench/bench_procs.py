@@ -116,7 +116,7 @@ def start_server(
         STREAMWISE_PRELOAD_LOCAL_MODEL="false",
         STREAMWISE_LOG_LEVEL="warning",
         # The scripted fake model lives in the tests, never in the package.
-        STREAMWISE_NODE_MODULES="tests.support.fake_model",
+        STREAMWISE_NODE_MODULES="tests.support.fake_model,tests.support.fake_retrieval",
         PYTHONPATH=os.pathsep.join(
             filter(None, [str(Path(__file__).resolve().parents[1]), env.get("PYTHONPATH")])
         ),

@@ -12,8 +12,8 @@ from streamwise.nodes.services import NodeServices
 from streamwise.settings import Settings
 from tests.support.server import LiveServer, live_server
 
-# Tests add the scripted fake model to the catalog themselves; production never has it.
-FAKE_MODULE = "tests.support.fake_model"
+# Tests add their scripted nodes to the catalog themselves; production never has them.
+FAKE_MODULES = ["tests.support.fake_model", "tests.support.fake_retrieval"]
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def settings(tmp_path: Path) -> Settings:
         preload_local_model=False,
         heartbeat_seconds=15,
         shutdown_grace_seconds=5,
-        node_modules=[FAKE_MODULE],
+        node_modules=FAKE_MODULES,
     )
 
 
@@ -57,7 +57,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         preload_local_model=False,
         heartbeat_seconds=15,
         shutdown_grace_seconds=5,
-        node_modules=[FAKE_MODULE],
+        node_modules=FAKE_MODULES,
     )
     with live_server(settings, NodeServices(env={})) as running:
         yield running

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from streamwise import __version__
-from streamwise.api import chatflows, chatmessages, ping, predictions
+from streamwise.api import chatflows, chatmessages, ping, predictions, vectors
 from streamwise.api.errors import install_error_handlers
 from streamwise.api.openapi import install as install_openapi
 from streamwise.api.state import AppState
@@ -23,6 +23,7 @@ from streamwise.seed import SEED_NAME, seed_flow_data
 from streamwise.settings import Settings
 from streamwise.store import ChatflowCache, ChatflowRecord, ChatflowRepository, Database, MessageRepository
 from streamwise.store.instances import InstanceLease
+from streamwise.store.records import RecordRepository
 
 logger = logging.getLogger("streamwise")
 
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
                 crash_safe=settings.crash_safe_history,
                 max_unread_bytes=settings.stream_buffer_bytes,
             ),
+            records=RecordRepository(database),
         )
         app.state.streamwise = state
         if settings.seed and await state.chatflows.count() == 0:
@@ -95,7 +97,7 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
     app.state.example_chatflow_id = None  # the chatflow the start-up message shows how to call
     install_error_handlers(app)
     install_openapi(app, settings)
-    for module in (predictions, chatflows, chatmessages, ping):
+    for module in (predictions, chatflows, chatmessages, vectors, ping):
         app.include_router(module.router)
     return app
 

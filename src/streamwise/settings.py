@@ -28,6 +28,9 @@ class Settings(BaseSettings):
         15.0, gt=0, description="Keep-alive comment interval on a silent stream."
     )
     max_body_bytes: int = Field(10 * 1024 * 1024, gt=0, description="Largest accepted request body.")
+    max_upload_bytes: int = Field(
+        100 * 1024 * 1024, gt=0, description="Largest accepted upsert body (documents to index)."
+    )
     body_timeout_seconds: float = Field(
         30.0, gt=0, description="Deadline for receiving a whole request body; a slower one gets 408."
     )

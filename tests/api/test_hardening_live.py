@@ -42,7 +42,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         model_timeout_seconds=MODEL_TIMEOUT,
         stream_buffer_bytes=STREAM_BUFFER,
         checkpoint_seconds=0.1,
-        node_modules=["tests.support.fake_model"],
+        node_modules=["tests.support.fake_model", "tests.support.fake_retrieval"],
     )
     with live_server(settings, NodeServices(env={}, model_timeout_seconds=MODEL_TIMEOUT)) as running:
         yield running

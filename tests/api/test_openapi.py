@@ -36,14 +36,18 @@ from streamwise.app import create_app
 from streamwise.nodes.services import NodeServices
 from streamwise.settings import Settings
 from streamwise.wire.requests import parse_prediction
-from tests.support.flows import fake_flow
+from tests.support.flows import fake_model, rag_flow
 from tests.support.server import LiveServer, live_server
 
 Operation = APIOperation[Any, Any, Any, Any]
 AnyCase = Case[Any]
 
 SEEDED_ID = "openapi-seeded"
-FLOW = fake_flow(tokens=["Hello", " from", " the", " spec"], memory="bufferMemory")
+FLOW = rag_flow(
+    fake_model(tokens=["Hello", " from", " the", " spec"]),
+    texts=["The spec says hello.", "Streamwise speaks Flowise."],
+    memory="bufferMemory",
+)
 REF_PREFIX = "#/components/schemas/"
 MAX_EXAMPLES = 40
 # Predictions read three encodings, and have the most fields: they get more.
@@ -63,7 +67,7 @@ def _settings(tmp: Path) -> Settings:
         seed=False,
         preload_local_model=False,
         shutdown_grace_seconds=5,
-        node_modules=["tests.support.fake_model"],
+        node_modules=["tests.support.fake_model", "tests.support.fake_retrieval"],
     )
 
 
@@ -124,6 +128,7 @@ def test_request_bodies_are_described(spec: dict[str, Any]) -> None:
         ],
         ("post", "/api/v1/chatflows"): ["application/json"],
         ("put", "/api/v1/chatflows/{chatflow_id}"): ["application/json"],
+        ("post", "/api/v1/vector/upsert/{chatflow_id}"): ["application/json", "multipart/form-data"],
     }
 
 

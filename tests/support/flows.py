@@ -77,3 +77,53 @@ def llm_chain_flow(model: dict[str, Any], template: str = "{question}") -> str:
     )
     edges = [edge(model["id"], "llmChain_0", "model"), edge("promptTemplate_0", "llmChain_0", "prompt")]
     return json.dumps({"nodes": [model, prompt, chain], "edges": edges})
+
+
+def rag_flow(
+    model: dict[str, Any],
+    *,
+    texts: list[str] | None = None,
+    memory: str | None = None,
+    chain: str = "conversationalRetrievalQAChain",
+    top_k: int = 2,
+    return_sources: bool = True,
+    embeddings: dict[str, Any] | None = None,
+    store: str = "fakeVectorStore",
+    store_inputs: dict[str, Any] | None = None,
+    **chain_inputs: Any,
+) -> str:
+    """A loader → vector store (with embeddings) → retrieval chain over `model`, as Flowise wires it."""
+    loader = node(
+        "fakeTextLoader_0", "fakeTextLoader", "Document Loaders", {"texts": json.dumps(texts or [])}
+    )
+    embedder = embeddings or node("fakeEmbeddings_0", "fakeEmbeddings", "Embeddings", {})
+    vector_store = node(
+        "vectorStore_0",
+        store,
+        "Vector Stores",
+        {
+            "document": [ref(loader["id"])],
+            "embeddings": ref(embedder["id"]),
+            "topK": top_k,
+            **(store_inputs or {}),
+        },
+    )
+    inputs: dict[str, Any] = {
+        "model": ref(model["id"]),
+        "vectorStoreRetriever": ref("vectorStore_0"),
+        "returnSourceDocuments": return_sources,
+        **chain_inputs,
+    }
+    nodes = [model, loader, embedder, vector_store]
+    edges = [
+        edge(loader["id"], "vectorStore_0", "document"),
+        edge(embedder["id"], "vectorStore_0", "embeddings"),
+        edge(model["id"], "chain_0", "model"),
+        edge("vectorStore_0", "chain_0", "vectorStoreRetriever"),
+    ]
+    if memory:
+        nodes.append(node("memory_0", memory, "Memory", {}))
+        edges.append(edge("memory_0", "chain_0", "memory"))
+        inputs["memory"] = ref("memory_0")
+    nodes.append(node("chain_0", chain, "Chains", inputs))
+    return json.dumps({"nodes": nodes, "edges": edges})

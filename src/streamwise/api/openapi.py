@@ -101,6 +101,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         schemas.Deleted, errors=(400, 404), query=schemas.MessageQuery
     ),
     ("put", "/api/v1/chatmessage/abort/{chatflow_id}/{chat_id}"): Operation(schemas.Aborted),
+    ("post", "/api/v1/vector/upsert/{chatflow_id}"): Operation(
+        schemas.UpsertResult,
+        errors=(400, 404, 408, 411, 413, 502, 503, 504),
+        bodies={JSON: schemas.UpsertBody, MULTIPART: schemas.UpsertForm},
+        json_fields=("overrideConfig",),
+    ),
     ("get", "/api/v1/ping"): Operation(),
 }
 

@@ -71,6 +71,8 @@ def _json_result(outcome: RunOutcome) -> Response:
     if outcome.status == "error":
         return response_for(outcome.failure or InternalError(outcome.error or "The answer failed"))
     result: dict[str, Any] = {"text": outcome.text, **outcome.metadata}
+    if outcome.source_documents:
+        result["sourceDocuments"] = outcome.source_documents
     if outcome.status == "aborted":
         result["aborted"] = True
     return JSONResponse(result)

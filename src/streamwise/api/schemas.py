@@ -174,6 +174,11 @@ class PredictionBody(PredictionForm):
     chatId: ChatId | None = Field(None, description=_CHAT_ID)
 
 
+class SourceDocument(BaseModel):
+    pageContent: str
+    metadata: dict[str, Any]
+
+
 class PredictionResult(BaseModel):
     text: str
     chatId: str
@@ -182,6 +187,9 @@ class PredictionResult(BaseModel):
     sessionId: str | Absent = Field(None, description="Sent when the chatflow has memory.")
     memoryType: str | Absent = Field(None, description="Sent when the chatflow has memory.")
     aborted: Literal[True] | Absent = Field(None, description="Sent when the run was aborted.")
+    sourceDocuments: list[SourceDocument] | Absent = Field(
+        None, description="The passages the answer drew on, when the chain returns them."
+    )
 
 
 class StreamFrame(BaseModel):
@@ -276,6 +284,35 @@ class Chatflow(BaseModel):
     type: str
     createdDate: Timestamp
     updatedDate: Timestamp
+
+
+class UpsertForm(Open):
+    """What POST /api/v1/vector/upsert/{id} reads from a multipart form (`overrideConfig` as JSON text)."""
+
+    overrideConfig: OverrideConfig | Blank | None = Field(
+        None, description="Inputs of the loaders (and other nodes), as for a prediction."
+    )
+    stopNodeId: str | None = Field(None, description="Upsert into this vector store node only.")
+    files: list[bytes] | None = Field(
+        None, description="Documents to index; each goes to the loaders that take its type."
+    )
+
+
+class UpsertBody(Open):
+    """What POST /api/v1/vector/upsert/{id} reads from JSON."""
+
+    overrideConfig: dict[str, Any] | None = Field(
+        None, description="Inputs of the loaders (and other nodes), as for a prediction."
+    )
+    stopNodeId: str | None = Field(None, description="Upsert into this vector store node only.")
+
+
+class UpsertResult(BaseModel):
+    numAdded: int = Field(ge=0)
+    numUpdated: int = Field(ge=0)
+    numSkipped: int = Field(ge=0)
+    numDeleted: int = Field(ge=0)
+    addedDocs: list[SourceDocument]
 
 
 class Deleted(BaseModel):

@@ -13,6 +13,7 @@ from streamwise.engine.runs import RunManager
 from streamwise.nodes.registry import NodeRegistry
 from streamwise.settings import Settings
 from streamwise.store import ChatflowCache, ChatflowRepository, Database, MessageRepository
+from streamwise.store.records import RecordRepository
 from streamwise.wire.requests import RequestLimits
 
 
@@ -26,6 +27,7 @@ class AppState:
     messages: MessageRepository
     registry: NodeRegistry
     runs: RunManager
+    records: RecordRepository
     body_limits: BodyLimits = field(init=False)
     graph_limits: GraphLimits = field(init=False)
     request_limits: RequestLimits = field(init=False)

@@ -54,10 +54,30 @@ def build_answerer(
     graph: FlowGraph, catalog: NodeCatalog, override_config: Mapping[str, Any] | None = None
 ) -> Answerer:
     """Build every node in dependency order and return the answering node's instance."""
+    instances = build_nodes(graph, catalog, override_config)
+    answerer = instances[graph.ending_node_id]
+    if not isinstance(answerer, Answerer):
+        raise GraphError(f"Node {graph.ending_node_id} cannot answer questions", graph.ending_node_id)
+    return answerer
+
+
+def build_nodes(
+    graph: FlowGraph,
+    catalog: NodeCatalog,
+    override_config: Mapping[str, Any] | None = None,
+    inject: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, object]:
+    """Every node's instance, by node id, built in dependency order.
+
+    `inject` sets inputs of given nodes (node id → input → value) after the overrides: the server's
+    own values, such as uploaded files for a loader, which no request can give.
+    """
     instances: dict[str, object] = {}
     for node_id in graph.order:
         node = graph.nodes[node_id]
         inputs = node_inputs(node, override_config, catalog.protected(node.name))
+        if inject and node_id in inject:
+            inputs.update(inject[node_id])
         for key, value in inputs.items():
             if isinstance(value, list):
                 if any(reference_target(item) for item in value):
@@ -70,10 +90,7 @@ def build_answerer(
             if exc.node_id is None:
                 raise NodeConfigError(f"Node {node_id}: {exc.message}", node_id) from None
             raise
-    answerer = instances[graph.ending_node_id]
-    if not isinstance(answerer, Answerer):
-        raise GraphError(f"Node {graph.ending_node_id} cannot answer questions", graph.ending_node_id)
-    return answerer
+    return instances
 
 
 def _resolve(value: Any, instances: Mapping[str, object], node: GraphNode) -> Any:

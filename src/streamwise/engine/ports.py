@@ -15,8 +15,21 @@ Role = Literal["system", "user", "assistant"]
 # A list, not one string per item: every async-generator layer costs per item, and a 2000-token
 # answer crosses two or three of them.
 TextChunks = list[str]
-# What an answering node yields; more kinds of parts (sources, tool calls) join text here.
-Part = TextChunks
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """A part of an answer: the passages it drew on, in Flowise's `{"pageContent", "metadata"}` shape.
+
+    A node may yield it at any point; the run sends them as one `sourceDocuments` event after the
+    last token (Flowise's order), stores them with the answer, and returns them in the JSON answer.
+    """
+
+    documents: tuple[dict[str, Any], ...]
+
+
+# What an answering node yields: text (a list of chunks), or other parts of the answer.
+Part = TextChunks | Sources
 # How a run ended. "interrupted" is set by recovery: the process running it died.
 RunStatus = Literal["complete", "aborted", "error", "interrupted"]
 # A stored exchange is "running" from the moment its run starts until the run ends.
@@ -144,6 +157,10 @@ class NodeCatalog(Protocol):
 
     def protected(self, name: str) -> frozenset[str]:
         """The node's inputs that a request's overrideConfig may not change."""
+        ...
+
+    def file_input(self, name: str) -> tuple[str, tuple[str, ...]] | None:
+        """A document loader's file input and the file endings it takes; None for other nodes."""
         ...
 
     def build(self, name: str, node_id: str, inputs: Mapping[str, Any]) -> object:

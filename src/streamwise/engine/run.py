@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from streamwise.engine.eventlog import EventLog
-from streamwise.engine.events import Abort, End, Error, Metadata, Start
+from streamwise.engine.events import Abort, End, Error, Metadata, SourceDocuments, Start
 from streamwise.engine.pacing import Pacer
 from streamwise.engine.ports import (
     Answerer,
@@ -30,6 +30,7 @@ from streamwise.engine.ports import (
     MessageStore,
     RunStatus,
     SessionContext,
+    Sources,
 )
 from streamwise.engine.sink import EventSink
 from streamwise.errors import InternalError, ShuttingDown, StorageError, StreamwiseError
@@ -63,6 +64,7 @@ class RunOutcome:
     chat_message_id: str
     metadata: dict[str, Any] = field(default_factory=dict)
     failure: StreamwiseError | None = None  # why it failed, for the transport to map
+    source_documents: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _absorb_cancellation() -> None:
@@ -98,6 +100,7 @@ class Run:
         self.memory_type = memory.memory_type if memory is not None else None
         self.parts: list[str] = []  # the answer so far (see `_compact`)
         self.tokens = 0  # chunks received so far
+        self.sources: list[dict[str, Any]] = []  # the passages the answer drew on
         self._compacted = 0  # parts[:_compacted] are joined runs of chunks
         self._saved_tokens = 0  # how much of it the last partial save held
         self._begin: asyncio.Task[None] | None = None
@@ -158,6 +161,7 @@ class Run:
             api_message_id=self.chat_message_id,
             chat_type=request.chat_type,
             memory_type=self.memory_type,
+            source_documents=list(self.sources) or None,
         )
 
     def _begin_storing(self) -> None:
@@ -189,6 +193,7 @@ class Run:
             max_history_turns=request.max_history_turns,
         )
         parts = self.parts
+        sources = self.sources
         status: RunStatus = "complete"
         failure: StreamwiseError | None = None
         started = False
@@ -197,6 +202,10 @@ class Run:
             if self.cancel_reason is not None:
                 raise asyncio.CancelledError  # cancelled before it began
             async for part in self.answerer.answer(request.question, session):
+                if type(part) is not list:
+                    if isinstance(part, Sources):
+                        sources.extend(part.documents)
+                    continue
                 if not started:
                     log.emit(Start(part[0] if part else ""))
                     started = True
@@ -255,9 +264,13 @@ class Run:
                 status, failure = "error", StorageError("The answer could not be stored")
                 log.emit(Error(failure.message))
         if status == "complete":
+            if sources:
+                log.emit(SourceDocuments(list(sources)))
             log.emit(Metadata(metadata))
         error = failure.message if failure is not None else None
-        self.outcome = RunOutcome(status, text, error, self.chat_message_id, metadata, failure)
+        self.outcome = RunOutcome(
+            status, text, error, self.chat_message_id, metadata, failure, source_documents=list(sources)
+        )
         log.emit(End())
         return self.outcome
 

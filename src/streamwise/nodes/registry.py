@@ -40,6 +40,10 @@ class NodeRegistry:
     def protected(self, name: str) -> frozenset[str]:
         return self.specs[name].not_overridable
 
+    def file_input(self, name: str) -> tuple[str, tuple[str, ...]] | None:
+        spec = self.specs[name]
+        return (spec.file_input, spec.file_types) if spec.file_input else None
+
     def build(self, name: str, node_id: str, inputs: Mapping[str, Any]) -> object:
         spec = self.specs.get(name)
         if spec is None:

@@ -23,6 +23,7 @@ Category = Literal[
     "Embeddings",
     "Vector Stores",
     "Tools",
+    "Record Manager",
 ]
 Builder = Callable[[str, Mapping[str, Any], NodeServices], object]
 
@@ -42,6 +43,10 @@ class NodeSpec:
     protected: frozenset[str] = frozenset()
     # Whether the node can be the graph's answering node (a chain or an agent).
     answers: bool = False
+    # A document loader's file input, and the file name endings it takes (".pdf"): where the upsert
+    # route and `streamwise ingest` put uploaded files.
+    file_input: str | None = None
+    file_types: tuple[str, ...] = ()
 
     @property
     def not_overridable(self) -> frozenset[str]:

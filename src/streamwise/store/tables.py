@@ -123,3 +123,17 @@ class ServerInstance(Base):
     pid: Mapped[int] = mapped_column(Integer)
     startedDate: Mapped[datetime] = mapped_column(UTCDateTime())
     heartbeatDate: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class UpsertRecord(Base):
+    """What was indexed into a vector store: one row per chunk, keyed by the hash of its content and
+    metadata, so that upserting the same content again adds nothing, and a changed source can have its
+    old chunks removed (the record manager's cleanup modes)."""
+
+    __tablename__ = "upsert_record"
+    __table_args__ = (Index("ix_upsert_record_namespace_source", "namespace", "source"),)
+
+    namespace: Mapped[str] = mapped_column(String(), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str | None] = mapped_column(String())
+    createdDate: Mapped[datetime] = mapped_column(UTCDateTime())
