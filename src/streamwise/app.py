@@ -28,9 +28,9 @@ from streamwise.store.records import RecordRepository
 logger = logging.getLogger("streamwise")
 
 
-def create_app(settings: Settings | None = None, services: NodeServices | None = None) -> FastAPI:
-    settings = settings or Settings()
-    services = services or NodeServices(
+def node_services(settings: Settings) -> NodeServices:
+    """The shared node resources a server (or `streamwise ingest`) runs with."""
+    return NodeServices(
         openai_base_url=settings.openai_base_url,
         local_model_path=settings.local_model_path,
         local_model_threads=settings.local_model_threads,
@@ -38,6 +38,11 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
         data_dir=settings.data_dir,
         model_dirs=tuple(settings.model_dirs) or default_model_dirs(settings.data_dir),
     )
+
+
+def create_app(settings: Settings | None = None, services: NodeServices | None = None) -> FastAPI:
+    settings = settings or Settings()
+    services = services or node_services(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

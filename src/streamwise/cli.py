@@ -1,4 +1,5 @@
-"""`streamwise start`: serve the API with uvicorn; SIGTERM drains running streams before exiting."""
+"""`streamwise start`: serve the API with uvicorn; SIGTERM drains running streams before exiting.
+`streamwise ingest`: load files into a chatflow's vector store (see `ingest_command`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
+from streamwise import ingest_command
 from streamwise.app import create_app
 from streamwise.memory import return_big_blocks
 from streamwise.settings import Settings
@@ -73,7 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = commands.add_parser("start", help="start the server")
     start.add_argument("--host", help="interface to listen on (default: STREAMWISE_HOST or 127.0.0.1)")
     start.add_argument("--port", type=int, help="TCP port (default: STREAMWISE_PORT or 3000)")
+    ingest_command.add_parser(commands)
     args = parser.parse_args(argv)
+    if args.command == "ingest":
+        return ingest_command.run(args)
 
     overrides: dict[str, Any] = {}
     if args.host is not None:
