@@ -134,3 +134,12 @@ async def test_a_record_manager_with_an_unknown_cleanup_is_refused_at_save(clien
     flow = with_record_manager(rag_flow(fake_model(), texts=[]), "sometimes")
     answer = await client.post("/api/v1/chatflows", json={"name": "bad", "flowData": flow})
     assert answer.status_code == 400 and "recordManager_0" in answer.json()["message"]
+
+
+async def test_deleting_a_chatflow_forgets_its_upsert_records(client: httpx.AsyncClient, app: FastAPI) -> None:
+    chatflow_id = await create_flow(client, rag_flow(fake_model(), texts=["kept until the chatflow goes"]))
+    await upsert(client, chatflow_id)
+    records = app.state.streamwise.records
+    assert len(await records.listed(f"{chatflow_id}/vectorStore_0")) == 1
+    assert (await client.delete(f"/api/v1/chatflows/{chatflow_id}")).status_code == 200
+    assert await records.listed(f"{chatflow_id}/vectorStore_0") == []

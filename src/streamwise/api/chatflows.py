@@ -139,4 +139,5 @@ async def delete_chatflow(chatflow_id: str, state: State) -> dict[str, Any]:
     state.chatflow_cache.forget(chatflow_id)
     if not deleted:
         raise NotFound(f"Chatflow {chatflow_id} not found")
+    await state.records.forget_namespaces(f"{chatflow_id}/")
     return {"raw": [], "affected": 1}
