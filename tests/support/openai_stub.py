@@ -3,6 +3,9 @@
 Endpoints:
     POST /v1/chat/completions   OpenAI chat completions (SSE when "stream": true, JSON otherwise)
     POST /api/chat              Ollama chat (NDJSON unless "stream": false)
+    POST /v1/embeddings         OpenAI embeddings ("input": a string or a list of strings)
+    POST /api/embed             Ollama embeddings ("input": a string or a list of strings)
+    POST /api/embeddings        Ollama's older embeddings endpoint (one "prompt" per request)
     GET  /_stub/requests        what the stub saw, as a JSON list of `RequestRecord`s (oldest first)
     DELETE /_stub/requests      forget them
     GET  /_stub/health          "ok" once serving
@@ -24,6 +27,14 @@ Behaviour is chosen per request, so one stub serves many tests. Controls are que
 Other keys are ignored, which helps tell requests apart ("stub?tokens=5&case=cancel"). drop and error
 apply to streamed answers only; a non-streamed answer is always whole.
 
+The embeddings endpoints read status, message, retry and hang as above; delay=S waits S seconds once,
+before the answer. Their vectors are `stub_embedding(text, dims)`: a hashed bag of words, normalised, so
+texts that share words are similar and the same text always gets the same vector. Their own controls:
+    dims=N      vectors of N dimensions (default 64; an OpenAI request's "dimensions" field wins)
+    reverse=1   OpenAI: list the vectors last to first (each still carries its "index")
+    vectors=K   answer with only the first K vectors (a malformed answer)
+    legacy=1    behave like an Ollama without /api/embed: that path answers 404, /api/embeddings works
+
 Each request is recorded: how many tokens went out before the client went away, whether the client
 disconnected mid-answer, the JSON body and the headers.
 
@@ -41,11 +52,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
+import math
+import re
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -73,6 +89,24 @@ def expected_text(tokens: int) -> str:
     return "".join(f"t{i} " for i in range(tokens))
 
 
+EMBEDDING_DIMS = 64
+_WORDS = re.compile(r"\w+")
+
+
+def stub_embedding(text: str, dims: int = EMBEDDING_DIMS) -> list[float]:
+    """The stub's vector for `text`: each lower-cased word adds ±1 to a dimension picked by its hash,
+    then the vector is normalised. A text without words gets the first unit vector."""
+    vector = [0.0] * dims
+    for word in _WORDS.findall(text.lower()):
+        digest = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+        vector[digest % dims] += 1.0 if (digest >> 63) & 1 else -1.0
+    norm = math.sqrt(sum(x * x for x in vector))
+    if norm == 0.0:
+        vector[0] = 1.0
+        return vector
+    return [x / norm for x in vector]
+
+
 @dataclass(frozen=True, slots=True)
 class Controls:
     tokens: int = 20
@@ -84,15 +118,20 @@ class Controls:
     retry: str | None = None
     hang: bool = False
     stall: int | None = None
+    # Embeddings only (see the module's docstring).
+    dims: int = EMBEDDING_DIMS
+    reverse: bool = False
+    vectors: int | None = None
+    legacy: bool = False
 
     def merged(self, query: str) -> Controls:
         changes: dict[str, Any] = {}
         for key, value in parse_qsl(query):
-            if key in ("tokens", "status", "drop", "error", "stall"):
+            if key in ("tokens", "status", "drop", "error", "stall", "dims", "vectors"):
                 changes[key] = int(value)
             elif key == "retry":
                 changes[key] = value
-            elif key == "hang":
+            elif key in ("hang", "reverse", "legacy"):
                 changes[key] = value not in ("", "0", "false")
             elif key == "delay":
                 changes[key] = float(value)
@@ -170,6 +209,8 @@ class StubApp:
         method, path = scope["method"], scope["path"]
         if method == "POST" and path in ("/v1/chat/completions", "/api/chat"):
             await self._chat(scope, receive, send, ollama=path == "/api/chat")
+        elif method == "POST" and path in _EMBEDDING_PATHS:
+            await self._embeddings(scope, receive, send)
         elif path == "/_stub/requests" and method in ("GET", "DELETE"):
             if method == "DELETE":
                 self.recorder.clear()
@@ -218,6 +259,53 @@ class StubApp:
             else:
                 await self._stream(receive, send, record, controls, dialect)
                 return
+            record.completed = True
+        finally:
+            record.ended = time.monotonic()
+
+    async def _embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            raw += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        path = scope["path"]
+        ollama = path != "/v1/embeddings"
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            await _respond(send, 400, {"error": "body is not JSON"})
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        model = str(body.get("model", ""))
+        controls = self.defaults
+        if model.startswith("stub?"):
+            controls = controls.merged(model[5:])
+        if CONTROL_HEADER.decode() in headers:
+            controls = controls.merged(headers[CONTROL_HEADER.decode()])
+        record = self.recorder.new(path, model, False, body, headers)
+        dialect = OLLAMA if ollama else OPENAI
+        try:
+            if controls.legacy and path == "/api/embed":
+                # What an Ollama from before /api/embed says: Go's plain-text 404.
+                await _respond_text(send, 404, b"404 page not found")
+            elif controls.hang:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+                record.disconnected = True
+                return
+            elif controls.status is not None:
+                if controls.delay:
+                    await asyncio.sleep(controls.delay)
+                extra = ((b"retry-after", controls.retry.encode()),) if controls.retry else ()
+                await _respond(send, controls.status, dialect.error(controls.message, controls.status), extra)
+            else:
+                if controls.delay:
+                    await asyncio.sleep(controls.delay)
+                await _respond(send, 200, _embedding_answer(path, model, body, controls))
             record.completed = True
         finally:
             record.ended = time.monotonic()
@@ -271,6 +359,57 @@ async def _respond(send: Send, status: int, payload: object, extra: Headers = ()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _respond_text(send: Send, status: int, body: bytes) -> None:
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+_EMBEDDING_PATHS = frozenset({"/v1/embeddings", "/api/embed", "/api/embeddings"})
+
+
+def _embedding_inputs(value: object) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [item if isinstance(item, str) else json.dumps(item) for item in value]
+    return []
+
+
+def _embedding_answer(path: str, model: str, body: dict[str, Any], c: Controls) -> dict[str, Any]:
+    """The answer of one embeddings endpoint, in its own wire format."""
+    if path == "/api/embeddings":
+        return {"embedding": stub_embedding(str(body.get("prompt", "")), c.dims)}
+    texts = _embedding_inputs(body.get("input"))
+    if path == "/api/embed":
+        vectors = [stub_embedding(text, c.dims) for text in texts][: c.vectors]
+        return {
+            "model": model,
+            "embeddings": vectors,
+            "total_duration": 1000,
+            "prompt_eval_count": len(texts),
+        }
+    dims = body.get("dimensions")
+    dims = dims if isinstance(dims, int) and dims > 0 else c.dims
+    base64_wanted = body.get("encoding_format") == "base64"
+    data: list[dict[str, Any]] = []
+    for index, text in enumerate(texts[: c.vectors]):
+        vector = stub_embedding(text, dims)
+        encoded: object = (
+            base64.b64encode(struct.pack(f"<{dims}f", *vector)).decode() if base64_wanted else vector
+        )
+        data.append({"object": "embedding", "index": index, "embedding": encoded})
+    if c.reverse:
+        data.reverse()
+    words = sum(len(_WORDS.findall(text)) for text in texts)
+    return {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": words, "total_tokens": words},
+    }
 
 
 class Dialect:

@@ -8,11 +8,28 @@ from streamwise.nodes.chains import (
     llm_chain,
     retrieval_qa_chain,
 )
+from streamwise.nodes.embeddings import local_embeddings, ollama_embeddings, openai_embeddings
 from streamwise.nodes.indexing import record_manager
+from streamwise.nodes.loaders import (
+    csv_file,
+    docx_file,
+    folder_files,
+    json_file,
+    pdf_file,
+    plain_text,
+    text_file,
+)
 from streamwise.nodes.memory import buffer_memory, buffer_window_memory
 from streamwise.nodes.models import chat_local, chat_ollama, chat_openai
 from streamwise.nodes.prompts import chat_prompt_template, prompt_template
 from streamwise.nodes.spec import NodeSpec
+from streamwise.nodes.splitters import character, markdown, recursive_character, token
+from streamwise.nodes.vectorstores import (
+    chroma_vector_store,
+    embedded_vector_store,
+    faiss_vector_store,
+    memory_vector_store,
+)
 
 BUILTINS: tuple[NodeSpec, ...] = (
     chat_openai.SPEC,
@@ -27,4 +44,22 @@ BUILTINS: tuple[NodeSpec, ...] = (
     prompt_template.SPEC,
     chat_prompt_template.SPEC,
     *record_manager.SPECS,
+    plain_text.SPEC,
+    text_file.SPEC,
+    pdf_file.SPEC,
+    csv_file.SPEC,
+    json_file.SPEC,
+    docx_file.SPEC,
+    folder_files.SPEC,
+    recursive_character.SPEC,
+    character.SPEC,
+    markdown.SPEC,
+    token.SPEC,
+    local_embeddings.SPEC,
+    openai_embeddings.SPEC,
+    ollama_embeddings.SPEC,
+    embedded_vector_store.SPEC,
+    memory_vector_store.SPEC,
+    faiss_vector_store.SPEC,
+    chroma_vector_store.SPEC,
 )
