@@ -136,7 +136,9 @@ async def test_a_record_manager_with_an_unknown_cleanup_is_refused_at_save(clien
     assert answer.status_code == 400 and "recordManager_0" in answer.json()["message"]
 
 
-async def test_deleting_a_chatflow_forgets_its_upsert_records(client: httpx.AsyncClient, app: FastAPI) -> None:
+async def test_deleting_a_chatflow_forgets_its_upsert_records(
+    client: httpx.AsyncClient, app: FastAPI
+) -> None:
     chatflow_id = await create_flow(client, rag_flow(fake_model(), texts=["kept until the chatflow goes"]))
     await upsert(client, chatflow_id)
     records = app.state.streamwise.records

@@ -293,15 +293,19 @@ class UpsertForm(Open):
         None, description="Inputs of the loaders (and other nodes), as for a prediction."
     )
     stopNodeId: str | None = Field(None, description="Upsert into this vector store node only.")
-    files: list[bytes] | None = Field(
-        None, description="Documents to index; each goes to the loaders that take its type."
+    # Untyped on purpose: a schema cannot say "a file part" in a way every client generator honours;
+    # text parts named `files` are ignored.
+    files: Any = Field(
+        None,
+        description="Documents to index (file parts); each goes to the loaders that take its type.",
+        json_schema_extra={"items": {"type": "string", "contentMediaType": "application/octet-stream"}},
     )
 
 
 class UpsertBody(Open):
-    """What POST /api/v1/vector/upsert/{id} reads from JSON."""
+    """What POST /api/v1/vector/upsert/{id} reads from JSON (`overrideConfig` may be JSON text too)."""
 
-    overrideConfig: dict[str, Any] | None = Field(
+    overrideConfig: OverrideConfig | Blank | None = Field(
         None, description="Inputs of the loaders (and other nodes), as for a prediction."
     )
     stopNodeId: str | None = Field(None, description="Upsert into this vector store node only.")

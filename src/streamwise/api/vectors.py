@@ -14,7 +14,6 @@ import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,13 @@ from fastapi import APIRouter, Request
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 
-from streamwise import jsontext
 from streamwise.api.body import BodyLimits, read_json_object
 from streamwise.api.flows import load_chatflow
 from streamwise.api.state import State
 from streamwise.engine import indexing
 from streamwise.engine.retrieval import RetrievalContext, UploadedFile
 from streamwise.errors import BadRequest, BodyTimeout, BodyTooLarge, LengthRequired
+from streamwise.wire.requests import parse_override_config
 
 router = APIRouter()
 
@@ -47,7 +46,7 @@ async def upsert(chatflow_id: str, request: Request, state: State) -> dict[str, 
             fields, files = await _multipart(request, limits, folder)
         else:
             fields, files = await read_json_object(request, state.body_limits), []
-        override = _object(fields.get("overrideConfig"), "overrideConfig")
+        override = parse_override_config(fields.get("overrideConfig"))
         stop = fields.get("stopNodeId")
         if stop is not None and not isinstance(stop, str):
             raise BadRequest("Field 'stopNodeId' must be a string")
@@ -55,14 +54,6 @@ async def upsert(chatflow_id: str, request: Request, state: State) -> dict[str, 
             chatflow.prepared, state.registry, override=override, files=files, stop_node_id=stop or None
         )
         return await indexing.run(targets, RetrievalContext(chatflow_id), state.records)
-
-
-def _object(value: Any, name: str) -> Mapping[str, Any] | None:
-    if isinstance(value, str):
-        value = jsontext.loads(value, f"Field '{name}'") if value.strip() else None
-    if value is not None and not isinstance(value, dict):
-        raise BadRequest(f"Field '{name}' must be an object")
-    return value
 
 
 @asynccontextmanager
@@ -99,6 +90,8 @@ async def _multipart(
         for key, value in form.multi_items():
             if isinstance(value, UploadFile):
                 files.append(await _save(value, folder))
+            elif key == "files":
+                continue  # a text part, not a file: nothing to index
             else:
                 fields[key] = value
     finally:

@@ -25,6 +25,7 @@ __all__ = [
     "RequestLimits",
     "decode_body",
     "form_fields",
+    "parse_override_config",
     "parse_prediction",
 ]
 
@@ -92,10 +93,7 @@ def parse_prediction(fields: Mapping[str, Any], limits: RequestLimits | None = N
     if not question.strip():
         raise BadRequest("Field 'question' must not be empty")
     _check_text(question, "question", limits)
-    override_config = _override_config(fields.get("overrideConfig"))
-    session_id = override_config.get("sessionId")
-    if isinstance(session_id, str):
-        _check_id(session_id, "overrideConfig.sessionId")
+    override_config = parse_override_config(fields.get("overrideConfig"))
     return PredictionRequest(
         question=question,
         streaming=_streaming(fields.get("streaming")),
@@ -144,12 +142,16 @@ def _maybe_json(value: Any, name: str) -> Any:
     return value
 
 
-def _override_config(value: Any) -> Mapping[str, Any]:
+def parse_override_config(value: Any) -> Mapping[str, Any]:
+    """`overrideConfig` as a request gives it (an object, or its JSON text in a form), checked."""
     value = _maybe_json(value, "overrideConfig")
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise BadRequest("Field 'overrideConfig' must be an object")
+    session_id = value.get("sessionId")
+    if isinstance(session_id, str):
+        _check_id(session_id, "overrideConfig.sessionId")
     return value
 
 
