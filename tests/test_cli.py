@@ -16,23 +16,28 @@ from tests.support.sse import check_invariant, parse_frames, stream_acting_once
 GRACEFUL = (0, -signal.SIGTERM)
 
 
-def test_first_start_seeds_a_chatflow_and_prints_a_curl_command(tmp_path: Path) -> None:
+def test_first_start_seeds_two_chatflows_and_prints_how_to_call_them(tmp_path: Path) -> None:
     port = free_port()
     with started(tmp_path, port) as process:
-        flows = httpx.get(f"http://127.0.0.1:{port}/api/v1/chatflows").json()
-        assert len(flows) == 1
-        streaming = httpx.get(f"http://127.0.0.1:{port}/api/v1/chatflows-streaming/{flows[0]['id']}").json()
-        assert streaming == {"isStreaming": True}
+        listed = httpx.get(f"http://127.0.0.1:{port}/api/v1/chatflows").json()
+        flows = {flow["name"]: flow["id"] for flow in listed}
+        assert sorted(flows) == ["Ask your documents", "Local chat (embedded SmolLM2)"]
+        for chatflow_id in flows.values():
+            streaming = httpx.get(f"http://127.0.0.1:{port}/api/v1/chatflows-streaming/{chatflow_id}").json()
+            assert streaming == {"isStreaming": True}
         process.send_signal(signal.SIGTERM)
         assert process.wait(20) in GRACEFUL
         output = read_output(process)
-    assert flows[0]["id"] in output
-    assert f"curl http://localhost:{port}/api/v1/predictions/{flows[0]['id']}" in output
-    with started(tmp_path, port) as again:  # a second start finds it and does not seed again
-        assert len(httpx.get(f"http://127.0.0.1:{port}/api/v1/chatflows").json()) == 1
+    chat, documents = flows["Local chat (embedded SmolLM2)"], flows["Ask your documents"]
+    assert f"curl http://localhost:{port}/api/v1/predictions/{chat}" in output
+    assert f"streamwise ingest {documents}" in output
+    assert f"/api/v1/vector/upsert/{documents}" in output
+    with started(tmp_path, port) as again:  # a second start finds them and does not seed again
+        assert len(httpx.get(f"http://127.0.0.1:{port}/api/v1/chatflows").json()) == 2
         again.send_signal(signal.SIGTERM)
         assert again.wait(20) in GRACEFUL
-        assert flows[0]["id"] in read_output(again)
+        repeated = read_output(again)
+        assert chat in repeated and documents in repeated
 
 
 def test_sigterm_sends_error_then_end_stores_the_partial_answer_and_exits(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from streamwise.nodes.services import NodeServices
+from streamwise.seed import SEED_NAME
 from streamwise.settings import Settings
 from tests.support.server import live_server
 from tests.support.sse import check_invariant, parse_frames
@@ -19,7 +20,8 @@ def test_seeded_chatflow_streams_a_real_answer_from_the_local_model(tmp_path: Pa
     settings = Settings(data_dir=tmp_path, seed=True, preload_local_model=True, shutdown_grace_seconds=10)
     with live_server(settings, NodeServices(env={})) as server:
         base = server.base_url
-        [flow] = httpx.get(f"{base}/api/v1/chatflows", timeout=10).json()
+        listed = httpx.get(f"{base}/api/v1/chatflows", timeout=10).json()
+        [flow] = [flow for flow in listed if flow["name"] == SEED_NAME]
         assert httpx.get(f"{base}/api/v1/chatflows-streaming/{flow['id']}").json() == {"isStreaming": True}
         body = {
             "question": "Hello world!",

@@ -19,7 +19,7 @@ from streamwise.engine.runs import RunManager
 from streamwise.nodes.models.local_runtime import default_model_dirs
 from streamwise.nodes.registry import default_registry, node_modules
 from streamwise.nodes.services import NodeServices
-from streamwise.seed import SEED_NAME, seed_flow_data
+from streamwise.seed import DOCS_NAME, SEED_NAME, documents_flow_data, seed_flow_data
 from streamwise.settings import Settings
 from streamwise.store import ChatflowCache, ChatflowRecord, ChatflowRepository, Database, MessageRepository
 from streamwise.store.instances import InstanceLease
@@ -78,13 +78,19 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
         app.state.streamwise = state
         if settings.seed and await state.chatflows.count() == 0:
             record = await state.chatflows.create({"name": SEED_NAME, "flowData": seed_flow_data()})
-            logger.info("created chatflow %r with id %s", SEED_NAME, record.id)
+            documents = await state.chatflows.create({"name": DOCS_NAME, "flowData": documents_flow_data()})
+            logger.info(
+                "created chatflows %r (%s) and %r (%s)", SEED_NAME, record.id, DOCS_NAME, documents.id
+            )
             app.state.seeded_chatflow_id = record.id
             app.state.example_chatflow_id = record.id
+            app.state.documents_chatflow_id = documents.id
         else:
             existing = await state.chatflows.list()
             named = [record for record in existing if record.name == SEED_NAME]
             app.state.example_chatflow_id = (named or existing)[0].id if existing else None
+            docs = [record for record in existing if record.name == DOCS_NAME]
+            app.state.documents_chatflow_id = docs[0].id if docs else None
         preload = asyncio.create_task(_preload_local_model(settings, services))
         try:
             yield
@@ -100,6 +106,7 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
     app = FastAPI(title="Streamwise", version=__version__, lifespan=lifespan)
     app.state.seeded_chatflow_id = None  # set when this start created the ready chatflow
     app.state.example_chatflow_id = None  # the chatflow the start-up message shows how to call
+    app.state.documents_chatflow_id = None  # the "Ask your documents" chatflow, when there is one
     install_error_handlers(app)
     install_openapi(app, settings)
     for module in (predictions, chatflows, chatmessages, vectors, ping):

@@ -67,6 +67,11 @@ def announce(app: FastAPI, settings: Settings) -> None:
         '-d \'{"question": "Hello world!", "streaming": true}\'',
         flush=True,
     )
+    documents = app.state.documents_chatflow_id
+    if documents:
+        print(f"Ask your documents ({documents}): feed it files, then ask with the same curl", flush=True)
+        print(f"  streamwise ingest {documents} ~/my-notes/ report.pdf", flush=True)
+        print(f'  curl {base}/api/v1/vector/upsert/{documents} -F "files=@report.pdf"', flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

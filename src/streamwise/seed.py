@@ -69,3 +69,99 @@ def seed_flow_data() -> str:
         _edge("bufferMemory_0", "bufferMemory", "conversationChain_0", "memory"),
     ]
     return json.dumps({"nodes": nodes, "edges": edges})
+
+
+DOCS_NAME = "Ask your documents"
+_LOADERS = (
+    ("textFile_0", "textFile", "Text File"),
+    ("pdfFile_0", "pdfFile", "Pdf File"),
+    ("docxFile_0", "docxFile", "Docx File"),
+    ("csvFile_0", "csvFile", "Csv File"),
+    ("jsonFile_0", "jsonFile", "Json File"),
+)
+
+
+def _ref(node_id: str) -> str:
+    return "{{" + node_id + ".data.instance}}"
+
+
+def documents_flow_data() -> str:
+    """Files → split → local embeddings → the embedded store → a conversational retrieval chain on the
+    local model, with memory and sources: everything on this machine, no key, no network."""
+    nodes = [
+        _node(
+            "chatLocalModel_0",
+            "chatLocalModel",
+            "Local Model (embedded SmolLM2)",
+            "Chat Models",
+            {"temperature": 0.1, "topP": 0.9, "repeatPenalty": 1.1, "maxTokens": 256, "streaming": True},
+            100,
+        ),
+        _node(
+            "recursiveCharacterTextSplitter_0",
+            "recursiveCharacterTextSplitter",
+            "Recursive Character Text Splitter",
+            "Text Splitters",
+            {"chunkSize": 1000, "chunkOverlap": 200},
+            100,
+        ),
+        *(
+            _node(
+                node_id,
+                name,
+                label,
+                "Document Loaders",
+                {"textSplitter": _ref("recursiveCharacterTextSplitter_0")},
+                300,
+            )
+            for node_id, name, label in _LOADERS
+        ),
+        _node("localEmbeddings_0", "localEmbeddings", "Local Embeddings (embedded)", "Embeddings", {}, 300),
+        _node(
+            "embeddedVectorStore_0",
+            "embeddedVectorStore",
+            "Embedded Vector Store (SQLite)",
+            "Vector Stores",
+            {
+                "document": [_ref(node_id) for node_id, _, _ in _LOADERS],
+                "embeddings": _ref("localEmbeddings_0"),
+                "topK": 3,
+            },
+            500,
+        ),
+        _node(
+            "bufferMemory_0", "bufferMemory", "Buffer Memory", "Memory", {"memoryKey": "chat_history"}, 500
+        ),
+        _node(
+            "conversationalRetrievalQAChain_0",
+            "conversationalRetrievalQAChain",
+            "Conversational Retrieval QA Chain",
+            "Chains",
+            {
+                "model": _ref("chatLocalModel_0"),
+                "vectorStoreRetriever": _ref("embeddedVectorStore_0"),
+                "memory": _ref("bufferMemory_0"),
+                "returnSourceDocuments": True,
+            },
+            800,
+        ),
+    ]
+    edges = [
+        *(
+            _edge(
+                "recursiveCharacterTextSplitter_0", "recursiveCharacterTextSplitter", node_id, "textSplitter"
+            )
+            for node_id, _, _ in _LOADERS
+        ),
+        *(_edge(node_id, name, "embeddedVectorStore_0", "document") for node_id, name, _ in _LOADERS),
+        _edge("localEmbeddings_0", "localEmbeddings", "embeddedVectorStore_0", "embeddings"),
+        _edge("chatLocalModel_0", "chatLocalModel", "conversationalRetrievalQAChain_0", "model"),
+        _edge(
+            "embeddedVectorStore_0",
+            "embeddedVectorStore",
+            "conversationalRetrievalQAChain_0",
+            "vectorStoreRetriever",
+        ),
+        _edge("bufferMemory_0", "bufferMemory", "conversationalRetrievalQAChain_0", "memory"),
+    ]
+    return json.dumps({"nodes": nodes, "edges": edges})
