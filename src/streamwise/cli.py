@@ -102,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=settings.port,
         loop="auto",
         http="auto",
+        ws="none",  # no route speaks WebSocket: an upgrade request is answered as plain HTTP
         log_level=settings.log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=max(1, int(settings.shutdown_grace_seconds)),

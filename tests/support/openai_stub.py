@@ -536,6 +536,7 @@ def _config(app: StubApp, loop: str) -> uvicorn.Config:
         app,
         loop=loop,
         http="httptools",
+        ws="none",
         lifespan="off",
         log_config=None,
         access_log=False,

@@ -61,6 +61,7 @@ def live_server(settings: Settings, services: NodeServices | None = None) -> Ite
         port=settings.port,
         log_level="warning",
         lifespan="on",
+        ws="none",
         timeout_graceful_shutdown=5,
     )
     server = DrainingServer(config, app, settings, announce_start=False)
