@@ -5,7 +5,8 @@
     │   ├── BodyTooLarge       over STREAMWISE_MAX_BODY_BYTES
     │   ├── BodyTimeout        the body did not arrive within STREAMWISE_BODY_TIMEOUT_SECONDS
     │   ├── LengthRequired     a multipart body without Content-Length
-    │   └── LimitExceeded      over a documented limit (nodes, edges, history turns, message size)
+    │   ├── LimitExceeded      over a documented limit (nodes, edges, history turns, message size)
+    │   └── StoreRefusal       a vector store cannot take this: dimension, other embeddings (vectors)
     ├── NotFound               no such chatflow (or other record)
     ├── Conflict               a record with that id already exists
     ├── FlowError              the chatflow cannot run as defined; `node_id` names the culprit
@@ -13,9 +14,13 @@
     │   └── NodeConfigError    a node's inputs are unusable (missing model, wrong type, bad number)
     ├── ModelError             a model failed while answering; names the node, never the server
     │   ├── ModelUnavailable   unreachable, broke off, or sent something that is not an answer
+    │   │   ├── StoreUnavailable   the same from a vector store server (vectors.errors)
+    │   │   └── LocalModelError    the embedded runtime failed (nodes.models.local_runtime)
     │   ├── ModelRefused       answered an error status
+    │   │   └── LocalModelRefused  the embedded runtime refused the request
     │   ├── ModelRateLimited   answered 429; `retry_after` passes its Retry-After on
     │   └── ModelTimeout       no first byte, or silence between chunks, past the deadline
+    │       └── StoreTimeout       the same from a vector store server
     ├── StorageError           the database failed; details are logged, not shown
     ├── ShuttingDown           the server is draining and takes no new runs
     └── InternalError          anything unexpected, reported with the run id to look up in the log
