@@ -73,6 +73,8 @@ def _json_result(outcome: RunOutcome) -> Response:
     result: dict[str, Any] = {"text": outcome.text, **outcome.metadata}
     if outcome.source_documents:
         result["sourceDocuments"] = outcome.source_documents
+    if outcome.used_tools:
+        result["usedTools"] = outcome.used_tools
     if outcome.status == "aborted":
         result["aborted"] = True
     return JSONResponse(result)

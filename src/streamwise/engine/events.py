@@ -8,7 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-EventName = Literal["start", "token", "sourceDocuments", "usedTools", "metadata", "error", "abort", "end"]
+EventName = Literal[
+    "start", "token", "sourceDocuments", "usedTools", "calledTools", "metadata", "error", "abort", "end"
+]
 
 DONE = "[DONE]"
 
@@ -40,6 +42,14 @@ class UsedTools:
 
 
 @dataclass(frozen=True, slots=True)
+class CalledTools:
+    """Tools an agent has just called and is waiting for: `[{"tool", "toolInput", "toolOutput": ""}]`."""
+
+    data: list[dict[str, Any]]
+    event: ClassVar[EventName] = "calledTools"
+
+
+@dataclass(frozen=True, slots=True)
 class Metadata:
     """Run facts sent after the answer: only keys that have values are kept."""
 
@@ -67,4 +77,4 @@ class End:
     event: ClassVar[EventName] = "end"
 
 
-Event = Start | Token | SourceDocuments | UsedTools | Metadata | Error | Abort | End
+Event = Start | Token | SourceDocuments | UsedTools | CalledTools | Metadata | Error | Abort | End

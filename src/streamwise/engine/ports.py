@@ -28,8 +28,28 @@ class Sources:
     documents: tuple[dict[str, Any], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ToolsCalled:
+    """A part of an answer: the tools an agent has just called, before their results are in.
+
+    The run sends it at once as a `calledTools` event (Flowise's shape: `toolOutput` empty), so a
+    client can show "calling calculator...". Nothing of it is stored.
+    """
+
+    calls: tuple[dict[str, Any], ...]  # {"tool", "toolInput", "toolOutput": ""}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolUsed:
+    """A part of an answer: one finished tool call, `{"tool", "toolInput", "toolOutput",
+    "sourceDocuments"?, "error"?}`. The run collects them in call order, sends them as one
+    `usedTools` event after the sources, and stores them with the answer, also when it is aborted."""
+
+    record: dict[str, Any]
+
+
 # What an answering node yields: text (a list of chunks), or other parts of the answer.
-Part = TextChunks | Sources
+Part = TextChunks | Sources | ToolsCalled | ToolUsed
 # How a run ended. "interrupted" is set by recovery: the process running it died.
 RunStatus = Literal["complete", "aborted", "error", "interrupted"]
 # A stored exchange is "running" from the moment its run starts until the run ends.

@@ -20,7 +20,16 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from streamwise.engine.eventlog import EventLog
-from streamwise.engine.events import Abort, End, Error, Metadata, SourceDocuments, Start
+from streamwise.engine.events import (
+    Abort,
+    CalledTools,
+    End,
+    Error,
+    Metadata,
+    SourceDocuments,
+    Start,
+    UsedTools,
+)
 from streamwise.engine.pacing import Pacer
 from streamwise.engine.ports import (
     Answerer,
@@ -31,6 +40,8 @@ from streamwise.engine.ports import (
     RunStatus,
     SessionContext,
     Sources,
+    ToolsCalled,
+    ToolUsed,
 )
 from streamwise.engine.sink import EventSink
 from streamwise.errors import InternalError, ShuttingDown, StorageError, StreamwiseError
@@ -65,6 +76,7 @@ class RunOutcome:
     metadata: dict[str, Any] = field(default_factory=dict)
     failure: StreamwiseError | None = None  # why it failed, for the transport to map
     source_documents: list[dict[str, Any]] = field(default_factory=list)
+    used_tools: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _absorb_cancellation() -> None:
@@ -101,6 +113,7 @@ class Run:
         self.parts: list[str] = []  # the answer so far (see `_compact`)
         self.tokens = 0  # chunks received so far
         self.sources: list[dict[str, Any]] = []  # the passages the answer drew on
+        self.used_tools: list[dict[str, Any]] = []  # the tool calls an agent finished, in order
         self._compacted = 0  # parts[:_compacted] are joined runs of chunks
         self._saved_tokens = 0  # how much of it the last partial save held
         self._begin: asyncio.Task[None] | None = None
@@ -162,6 +175,7 @@ class Run:
             chat_type=request.chat_type,
             memory_type=self.memory_type,
             source_documents=list(self.sources) or None,
+            used_tools=list(self.used_tools) or None,
         )
 
     def _begin_storing(self) -> None:
@@ -194,6 +208,7 @@ class Run:
         )
         parts = self.parts
         sources = self.sources
+        used_tools = self.used_tools
         status: RunStatus = "complete"
         failure: StreamwiseError | None = None
         started = False
@@ -205,6 +220,13 @@ class Run:
                 if type(part) is not list:
                     if isinstance(part, Sources):
                         sources.extend(part.documents)
+                    elif isinstance(part, ToolUsed):
+                        used_tools.append(part.record)
+                    elif isinstance(part, ToolsCalled):
+                        if not started:
+                            log.emit(Start(""))  # the agent is at work: start comes first
+                            started = True
+                        log.emit(CalledTools(list(part.calls)))
                     continue
                 if not started:
                     log.emit(Start(part[0] if part else ""))
@@ -266,10 +288,19 @@ class Run:
         if status == "complete":
             if sources:
                 log.emit(SourceDocuments(list(sources)))
+            if used_tools:
+                log.emit(UsedTools(list(used_tools)))
             log.emit(Metadata(metadata))
         error = failure.message if failure is not None else None
         self.outcome = RunOutcome(
-            status, text, error, self.chat_message_id, metadata, failure, source_documents=list(sources)
+            status,
+            text,
+            error,
+            self.chat_message_id,
+            metadata,
+            failure,
+            source_documents=list(sources),
+            used_tools=list(used_tools),
         )
         log.emit(End())
         return self.outcome
