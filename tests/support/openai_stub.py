@@ -24,6 +24,8 @@ Behaviour is chosen per request, so one stub serves many tests. Controls are que
     retry=S     with status=C, also send `Retry-After: S`
     hang=1      read the request, then send nothing at all until the client leaves
     stall=K     send K tokens, then go silent until the client leaves
+    calls=JSON  answer a request that offers tools with scripted tool calls, round by round (also
+                split=N, answer=tools, preamble=1): see tests/support/stub_tools.py
 Other keys are ignored, which helps tell requests apart ("stub?tokens=5&case=cancel"). drop and error
 apply to streamed answers only; a non-streamed answer is always whole.
 
@@ -76,6 +78,8 @@ from urllib.parse import parse_qsl
 import httpx
 import uvicorn
 
+from tests.support import stub_tools
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -123,15 +127,20 @@ class Controls:
     reverse: bool = False
     vectors: int | None = None
     legacy: bool = False
+    # Tool calling (see tests/support/stub_tools.py).
+    calls: str | None = None
+    split: int = 4
+    answer: str | None = None
+    preamble: bool = False
 
     def merged(self, query: str) -> Controls:
         changes: dict[str, Any] = {}
         for key, value in parse_qsl(query):
-            if key in ("tokens", "status", "drop", "error", "stall", "dims", "vectors"):
+            if key in ("tokens", "status", "drop", "error", "stall", "dims", "vectors", "split"):
                 changes[key] = int(value)
-            elif key == "retry":
+            elif key in ("retry", "calls", "answer"):
                 changes[key] = value
-            elif key in ("hang", "reverse", "legacy"):
+            elif key in ("hang", "reverse", "legacy", "preamble"):
                 changes[key] = value not in ("", "0", "false")
             elif key == "delay":
                 changes[key] = float(value)
@@ -251,9 +260,12 @@ class StubApp:
                     pass
                 record.disconnected = True
                 return
+            calls = stub_tools.calls_due(body, controls.calls)
             if controls.status is not None:
                 extra = ((b"retry-after", controls.retry.encode()),) if controls.retry else ()
                 await _respond(send, controls.status, dialect.error(controls.message, controls.status), extra)
+            elif calls is not None or (controls.answer == "tools" and body.get("tools")):
+                await self._tool_round(send, record, controls, body, calls, stream=stream, ollama=ollama)
             elif not stream:
                 await _respond(send, 200, dialect.answer(model, controls.tokens))
             else:
@@ -262,6 +274,57 @@ class StubApp:
             record.completed = True
         finally:
             record.ended = time.monotonic()
+
+    async def _tool_round(
+        self,
+        send: Send,
+        record: RequestRecord,
+        c: Controls,
+        body: dict[str, Any],
+        calls: list[stub_tools.Call] | None,
+        *,
+        stream: bool,
+        ollama: bool,
+    ) -> None:
+        """A round of a scripted tool-calling conversation: its calls, or the answer from the results."""
+        model = record.model
+        if c.delay:
+            await asyncio.sleep(c.delay)
+        if calls is not None:
+            if not stream:
+                answer = (
+                    stub_tools.ollama_answer(model, calls)
+                    if ollama
+                    else stub_tools.openai_answer(model, body, calls)
+                )
+                await _respond(send, 200, answer)
+                return
+            payload = (
+                stub_tools.ollama_stream(model, calls)
+                if ollama
+                else stub_tools.openai_stream(model, body, calls, c.split, c.preamble)
+            )
+        else:
+            words = stub_tools.answer_words(body)
+            if not stream:
+                text = "".join(words)
+                message = {"role": "assistant", "content": text}
+                answer = (
+                    {"model": model, "message": message, "done": True}
+                    if ollama
+                    else {"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}
+                )
+                await _respond(send, 200, answer)
+                return
+            payload = (
+                stub_tools.text_stream_ollama(model, words)
+                if ollama
+                else stub_tools.text_stream_openai(model, words)
+            )
+            record.tokens_sent = len(words)
+        headers = OLLAMA.stream_headers if ollama else OPENAI.stream_headers
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": payload, "more_body": False})
 
     async def _embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = bytearray()

@@ -22,7 +22,7 @@ from streamwise.errors import NodeConfigError
 from streamwise.nodes import inputs
 from streamwise.nodes.embeddings.batches import Vector, embed_in_batches
 from streamwise.nodes.models.chat_openai import (
-    _BODY_ERRORS,
+    BODY_ERRORS,
     NO_KEY,
     OFFICIAL_BASE_URL,
     ClientConfig,
@@ -105,7 +105,7 @@ class OpenAIEmbeddings:
             raise self.failures.first_byte_timeout(self.deadline) from None
         except openai.OpenAIError as exc:
             raise self._error(exc) from None
-        except _BODY_ERRORS as exc:
+        except BODY_ERRORS as exc:
             if isinstance(exc, httpx2.TimeoutException):
                 raise self.failures.first_byte_timeout(self.deadline) from None
             raise self.failures.broke_off(_describe(exc)) from None

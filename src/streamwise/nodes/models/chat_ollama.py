@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from streamwise.engine.ports import ChatTurn, TextChunks
+from streamwise.engine.tools import AgentTurn, ToolCall, ToolCalls, ToolSchema
 from streamwise.errors import NodeConfigError
 from streamwise.nodes import inputs
 from streamwise.nodes.models.errors import ModelError, ModelFailures, tidy
@@ -73,8 +74,25 @@ class ChatOllama:
     def can_stream(self) -> bool:
         return bool(self.body.get("stream", True))
 
-    async def stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[TextChunks, None]:
+    def stream(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[TextChunks, None]:
         body = {**self.body, "messages": [{"role": turn.role, "content": turn.content} for turn in messages]}
+        return self._chat(body, None)
+
+    async def stream_with_tools(
+        self, messages: Sequence[AgentTurn], tools: Sequence[ToolSchema]
+    ) -> AsyncGenerator[TextChunks | ToolCalls, None]:
+        """One round of Ollama's tool calling: text as it streams, then the calls the model made
+        (Ollama sends each call whole, its arguments an object)."""
+        body = {**self.body, "messages": _agent_messages(messages), "tools": [_tool(t) for t in tools]}
+        calls: list[ToolCall] = []
+        async for texts in self._chat(body, calls):
+            yield texts
+        if calls:
+            yield ToolCalls(tuple(calls))
+
+    async def _chat(
+        self, body: dict[str, Any], calls: list[ToolCall] | None
+    ) -> AsyncGenerator[TextChunks, None]:
         failures = self.failures
         splitter = LineSplitter()
         done = False
@@ -97,7 +115,7 @@ class ChatOllama:
                     texts: TextChunks = []
                     for line in splitter.feed(chunk):
                         try:
-                            content, done = self._parse(line)
+                            content, done = self._parse(line, calls)
                         except ModelError:
                             if texts:
                                 yield texts  # what came before the failure, in the same read
@@ -110,7 +128,7 @@ class ChatOllama:
                         yield texts
                 tail = splitter.pending().strip()
                 if tail and not done:  # a final line without its newline
-                    content, done = self._parse(tail)
+                    content, done = self._parse(tail, calls)
                     if content:
                         yield [content]
                 if not done:
@@ -125,17 +143,63 @@ class ChatOllama:
         except httpx.RequestError as exc:
             raise failures.broke_off(tidy(str(exc)) or type(exc).__name__) from None
 
-    def _parse(self, line: bytes) -> tuple[str | None, bool]:
+    def _parse(self, line: bytes, calls: list[ToolCall] | None) -> tuple[str | None, bool]:
         try:
             event = _decode(line.decode())
             message = event.get("message")
             content = message.get("content") if message else None
             finished = bool(event.get("done"))
+            if calls is not None and message and message.get("tool_calls"):
+                calls.extend(_calls(message["tool_calls"], len(calls)))
         except (ValueError, AttributeError, TypeError):
             raise self.failures.malformed(f"a line that is not JSON: {line[:200]!r}") from None
         if "error" in event:
             raise self.failures.failed_mid_answer(_error_text(event))
         return content, finished
+
+
+def _tool(schema: ToolSchema) -> dict[str, Any]:
+    function = {"name": schema.name, "description": schema.description, "parameters": dict(schema.parameters)}
+    return {"type": "function", "function": function}
+
+
+def _calls(raw: object, first: int) -> list[ToolCall]:
+    """Ollama's tool calls (`[{"function": {"name", "arguments": {...}}}]`, an `id` in newer releases)."""
+    if not isinstance(raw, list):
+        raise TypeError("tool_calls is not a list")
+    calls: list[ToolCall] = []
+    for position, item in enumerate(raw, start=first):
+        function = item.get("function") if isinstance(item, dict) else None
+        if not isinstance(function, dict):
+            raise TypeError("a tool call without its function")
+        arguments = function.get("arguments", {})
+        text = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
+        call_id = item.get("id") if isinstance(item.get("id"), str) and item.get("id") else f"call_{position}"
+        calls.append(ToolCall(call_id, str(function.get("name", "")), text))
+    return calls
+
+
+def _agent_messages(turns: Sequence[AgentTurn]) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    for turn in turns:
+        message: dict[str, Any] = {"role": turn.role, "content": turn.content}
+        if turn.tool_calls:
+            message["tool_calls"] = [
+                {"function": {"name": call.name, "arguments": _arguments_object(call.arguments)}}
+                for call in turn.tool_calls
+            ]
+        if turn.role == "tool" and turn.name:
+            message["tool_name"] = turn.name
+        messages.append(message)
+    return messages
+
+
+def _arguments_object(text: str) -> object:
+    """Ollama wants the arguments back as the object they were; text that was not JSON stays text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _error_text(body: bytes | dict[str, Any]) -> str:

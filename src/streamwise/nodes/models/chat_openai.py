@@ -20,6 +20,7 @@ import openai
 from openai import AsyncOpenAI
 
 from streamwise.engine.ports import ChatTurn, TextChunks
+from streamwise.engine.tools import AgentTurn, ToolCalls, ToolSchema
 from streamwise.errors import NodeConfigError
 from streamwise.nodes import inputs
 from streamwise.nodes.models.deadline import each_within
@@ -37,7 +38,7 @@ UPSTREAM_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=
 NO_KEY = "sk-no-key-required"  # local OpenAI-compatible servers accept any key; the SDK insists on one
 
 # Failures of the body read, which the SDK does not wrap (it only wraps the request itself).
-_BODY_ERRORS = (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream)
+BODY_ERRORS = (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream)
 
 
 # A str skips json.loads' encoding sniffing: ~0.8 µs of ~3 µs per event.
@@ -49,7 +50,7 @@ _CONTENT_LEN = len(_CONTENT_KEY)
 _DELTA_KEY = '"delta":{'
 
 
-class _Done(Exception):
+class StreamDone(Exception):
     """The stream's `[DONE]`: control flow, not a failure."""
 
 
@@ -103,7 +104,17 @@ class ChatOpenAI:
             return self._stream(messages)
         return self._complete(messages)
 
-    async def _open(self, messages: Sequence[ChatTurn], *, stream: bool) -> httpx2.Response:
+    def stream_with_tools(
+        self, messages: Sequence[AgentTurn], tools: Sequence[ToolSchema]
+    ) -> AsyncGenerator[TextChunks | ToolCalls, None]:
+        """One round of OpenAI's tool calling (see `openai_tools`, which builds on this module)."""
+        from streamwise.nodes.models import openai_tools
+
+        return openai_tools.round_with_tools(self, messages, tools)
+
+    async def _open(
+        self, messages: Sequence[ChatTurn], *, stream: bool, body: dict[str, Any] | None = None
+    ) -> httpx2.Response:
         """Send the request and wait for the response's head, within the deadline.
 
         Through the SDK's `post` (its documented way to call an endpoint as raw HTTP): it builds the
@@ -112,7 +123,8 @@ class ChatOpenAI:
         for 1000 turns of history, on the event loop) and then parse every chunk (~100 µs each).
         """
         client = await self.client()
-        body = {"model": self.model, "messages": _messages(messages), "stream": stream, **self.params}
+        if body is None:
+            body = {"model": self.model, "messages": _messages(messages), "stream": stream, **self.params}
         try:
             async with asyncio.timeout(self.deadline):
                 return await client.post(_COMPLETIONS, cast_to=httpx2.Response, body=body, stream=True)
@@ -146,7 +158,7 @@ class ChatOpenAI:
                                 continue
                         try:
                             content = self._content(block)
-                        except _Done:
+                        except StreamDone:
                             done = True
                             break
                         except ModelError:
@@ -163,31 +175,43 @@ class ChatOpenAI:
                 await response.aclose()
         except openai.OpenAIError as exc:
             raise self._error(exc) from None
-        except _BODY_ERRORS as exc:
+        except BODY_ERRORS as exc:
             raise self._body_error(exc) from None
 
     async def _complete(self, messages: Sequence[ChatTurn]) -> AsyncGenerator[TextChunks, None]:
+        message = await self.completion_message(messages)
+        yield [message.get("content") or ""]
+
+    async def completion_message(
+        self, messages: Sequence[ChatTurn], *, body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """A non-streamed completion's message (`choices[0].message`), checked to be an object."""
         try:
-            response = await self._open(messages, stream=False)
+            response = await self._open(messages, stream=False, body=body)
             try:
                 async with asyncio.timeout(self.deadline):
-                    body = await response.aread()
+                    answer = await response.aread()
             except TimeoutError:
                 raise self.failures.silence_timeout(self.deadline) from None
             finally:
                 await response.aclose()
         except openai.OpenAIError as exc:
             raise self._error(exc) from None
-        except _BODY_ERRORS as exc:
+        except BODY_ERRORS as exc:
             raise self._body_error(exc) from None
         try:
-            message = json.loads(body)["choices"][0]["message"]
+            message = json.loads(answer)["choices"][0]["message"]
         except (ValueError, LookupError, TypeError):
             raise self.failures.malformed("a body that is not a chat completion") from None
-        yield [(message.get("content") if isinstance(message, dict) else None) or ""]
+        if not isinstance(message, dict):
+            raise self.failures.malformed("a body that is not a chat completion")
+        content = message.get("content")
+        if content is not None and not isinstance(content, str):
+            raise self.failures.malformed("a chat completion whose content is not text")
+        return message
 
     def _content(self, block: str) -> str | None:
-        """The text one event block carries; `_Done` at `[DONE]`; a model error for an error event."""
+        """The text one event block carries; `StreamDone` at `[DONE]`; a model error for an error event."""
         # Fast path, on the block as it is: decode only the delta's content string, which is all a
         # token event carries that we use (decoding whole events was a quarter of the server's time
         # under load). Inside a JSON string a quote is always escaped, so '"content":"' can only be a
@@ -202,7 +226,7 @@ class ChatOpenAI:
         if text is None:
             return None  # a comment or a data-less event
         if text == "[DONE]":
-            raise _Done
+            raise StreamDone
         try:
             event = _decode(text)
             choices = event.get("choices")
