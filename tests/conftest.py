@@ -13,7 +13,7 @@ from streamwise.settings import Settings
 from tests.support.server import LiveServer, live_server
 
 # Tests add their scripted nodes to the catalog themselves; production never has them.
-FAKE_MODULES = ["tests.support.fake_model", "tests.support.fake_retrieval"]
+FAKE_MODULES = ["tests.support.fake_model", "tests.support.fake_retrieval", "tests.support.fake_tools"]
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from streamwise import __version__
 from streamwise.api import chatflows, chatmessages, ping, predictions, vectors
+from streamwise.api.chatflow_caller import InProcessChatflows
 from streamwise.api.errors import install_error_handlers
 from streamwise.api.openapi import install as install_openapi
 from streamwise.api.state import AppState
@@ -18,7 +19,7 @@ from streamwise.engine.graph import FlowGraph, GraphLimits, parse_flow_data_off_
 from streamwise.engine.runs import RunManager
 from streamwise.nodes.models.local_runtime import default_model_dirs
 from streamwise.nodes.registry import default_registry, node_modules
-from streamwise.nodes.services import NodeServices
+from streamwise.nodes.services import NodeServices, ToolPolicy
 from streamwise.seed import DOCS_NAME, SEED_NAME, documents_flow_data, seed_flow_data
 from streamwise.settings import Settings
 from streamwise.store import ChatflowCache, ChatflowRecord, ChatflowRepository, Database, MessageRepository
@@ -37,6 +38,14 @@ def node_services(settings: Settings) -> NodeServices:
         model_timeout_seconds=settings.model_timeout_seconds,
         data_dir=settings.data_dir,
         model_dirs=tuple(settings.model_dirs) or default_model_dirs(settings.data_dir),
+        agent_deadline_seconds=settings.agent_deadline_seconds,
+        tools=ToolPolicy(
+            timeout_seconds=settings.tool_timeout_seconds,
+            allowed_hosts=tuple(settings.http_tool_allowed_hosts),
+            allow_private_network=settings.http_tool_allow_private,
+            max_response_bytes=settings.http_tool_max_bytes,
+            allow_stdio_mcp=settings.mcp_allow_stdio,
+        ),
     )
 
 
@@ -76,6 +85,7 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
             records=RecordRepository(database),
         )
         app.state.streamwise = state
+        services.chatflows = InProcessChatflows(state)  # for chatflowTool
         if settings.seed and await state.chatflows.count() == 0:
             record = await state.chatflows.create({"name": SEED_NAME, "flowData": seed_flow_data()})
             documents = await state.chatflows.create({"name": DOCS_NAME, "flowData": documents_flow_data()})

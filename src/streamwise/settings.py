@@ -93,6 +93,27 @@ class Settings(BaseSettings):
     preload_local_model: bool = Field(True, description="Load the embedded model at start, not at first use.")
     seed: bool = Field(True, description="Create a ready chatflow on the embedded model when there is none.")
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    tool_timeout_seconds: float = Field(
+        30.0, gt=0, description="Longest one agent tool call may take; then it is an error the model reads."
+    )
+    agent_deadline_seconds: float = Field(
+        300.0, gt=0, description="Longest a whole agent answer may take, every model round and tool call."
+    )
+    http_tool_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts the HTTP and MCP tools may reach (comma-separated; `*.example.com` for a "
+        "domain); empty: any public host.",
+    )
+    http_tool_allow_private: bool = Field(
+        False,
+        description="Let the HTTP and MCP tools reach loopback, private and link-local addresses.",
+    )
+    http_tool_max_bytes: int = Field(
+        1_048_576, gt=0, description="Most bytes of a response the HTTP tools read."
+    )
+    mcp_allow_stdio: bool = Field(
+        False, description="Let customMCP nodes launch a local command (stdio MCP servers)."
+    )
 
     @field_validator("data_dir")
     @classmethod
@@ -104,6 +125,13 @@ class Settings(BaseSettings):
     def _split_modules(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("http_tool_allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().lower() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("model_dirs", mode="before")

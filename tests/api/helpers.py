@@ -5,11 +5,14 @@ import httpx
 from tests.support.sse import Frame, parse_frames
 
 
-async def create_flow(client: httpx.AsyncClient, flow_data: str, name: str = "test flow") -> str:
-    response = await client.post("/api/v1/chatflows", json={"name": name, "flowData": flow_data})
+async def create_flow(
+    client: httpx.AsyncClient, flow_data: str, name: str = "test flow", *, chatflow_id: str | None = None
+) -> str:
+    record = {"name": name, "flowData": flow_data, **({"id": chatflow_id} if chatflow_id else {})}
+    response = await client.post("/api/v1/chatflows", json=record)
     assert response.status_code == 200, response.text
-    chatflow_id: str = response.json()["id"]
-    return chatflow_id
+    created: str = response.json()["id"]
+    return created
 
 
 async def stream(client: httpx.AsyncClient, chatflow_id: str, body: dict[str, object]) -> list[Frame]:

@@ -127,3 +127,39 @@ def rag_flow(
         inputs["memory"] = ref("memory_0")
     nodes.append(node("chain_0", chain, "Chains", inputs))
     return json.dumps({"nodes": nodes, "edges": edges})
+
+
+def fake_tool(node_id: str, name: str, **inputs: Any) -> dict[str, Any]:
+    return node(node_id, "fakeTool", "Tools", {"name": name, **inputs})
+
+
+def stub_calls(*rounds: list[tuple[str, str]], **controls: Any) -> str:
+    """A stub model name whose answers call tools, round by round (tests/support/stub_tools.py)."""
+    from urllib.parse import urlencode
+
+    query = {"calls": json.dumps([[list(call) for call in round_] for round_ in rounds]), **controls}
+    return "stub?" + urlencode({key: str(value) for key, value in query.items()})
+
+
+def agent_flow(
+    model: dict[str, Any],
+    tools: list[dict[str, Any]],
+    *,
+    memory: str | None = "bufferMemory",
+    **agent_inputs: Any,
+) -> str:
+    """A toolAgent over `model` with `tools` (node dicts) and, by default, Buffer Memory."""
+    inputs: dict[str, Any] = {
+        "model": ref(model["id"]),
+        "tools": [ref(tool["id"]) for tool in tools],
+        **agent_inputs,
+    }
+    nodes = [model, *tools]
+    edges = [edge(model["id"], "toolAgent_0", "model")]
+    edges += [edge(tool["id"], "toolAgent_0", "tools") for tool in tools]
+    if memory:
+        nodes.append(node("memory_0", memory, "Memory", {}))
+        inputs["memory"] = ref("memory_0")
+        edges.append(edge("memory_0", "toolAgent_0", "memory"))
+    nodes.append(node("toolAgent_0", "toolAgent", "Agents", inputs))
+    return json.dumps({"nodes": nodes, "edges": edges})

@@ -30,7 +30,9 @@ def started(
         "STREAMWISE_PRELOAD_LOCAL_MODEL": "false",
         "STREAMWISE_SHUTDOWN_GRACE_SECONDS": "5",
         # The scripted fake model, from this repository's tests (the child runs from its root).
-        "STREAMWISE_NODE_MODULES": "tests.support.fake_model,tests.support.fake_retrieval",
+        "STREAMWISE_NODE_MODULES": ",".join(
+            ("tests.support.fake_model", "tests.support.fake_retrieval", "tests.support.fake_tools")
+        ),
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         **(env or {}),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from streamwise.nodes.agents import tool_agent
 from streamwise.nodes.chains import (
     conversation_chain,
     conversational_retrieval_qa_chain,
@@ -24,6 +25,7 @@ from streamwise.nodes.models import chat_local, chat_ollama, chat_openai
 from streamwise.nodes.prompts import chat_prompt_template, prompt_template
 from streamwise.nodes.spec import NodeSpec
 from streamwise.nodes.splitters import character, markdown, recursive_character, token
+from streamwise.nodes.tools import chatflow_tool, custom_tool, retriever_tool
 from streamwise.nodes.vectorstores import (
     chroma_vector_store,
     embedded_vector_store,
@@ -62,4 +64,9 @@ BUILTINS: tuple[NodeSpec, ...] = (
     memory_vector_store.SPEC,
     faiss_vector_store.SPEC,
     chroma_vector_store.SPEC,
+    tool_agent.SPEC,
+    retriever_tool.SPEC,
+    chatflow_tool.SPEC,
+    chatflow_tool.LEGACY_SPEC,
+    custom_tool.SPEC,
 )

@@ -1,0 +1,1 @@
+"""Agent nodes: chat models that call tools while they answer."""

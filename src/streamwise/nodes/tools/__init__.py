@@ -1,0 +1,1 @@
+"""Tool nodes: what an agent may call (engine/tools.py has the protocols)."""
