@@ -25,7 +25,14 @@ from streamwise.nodes.models import chat_local, chat_ollama, chat_openai
 from streamwise.nodes.prompts import chat_prompt_template, prompt_template
 from streamwise.nodes.spec import NodeSpec
 from streamwise.nodes.splitters import character, markdown, recursive_character, token
-from streamwise.nodes.tools import chatflow_tool, custom_tool, retriever_tool
+from streamwise.nodes.tools import (
+    calculator,
+    chatflow_tool,
+    current_datetime,
+    custom_tool,
+    requests_tools,
+    retriever_tool,
+)
 from streamwise.nodes.vectorstores import (
     chroma_vector_store,
     embedded_vector_store,
@@ -65,6 +72,9 @@ BUILTINS: tuple[NodeSpec, ...] = (
     faiss_vector_store.SPEC,
     chroma_vector_store.SPEC,
     tool_agent.SPEC,
+    calculator.SPEC,
+    current_datetime.SPEC,
+    *requests_tools.SPECS,
     retriever_tool.SPEC,
     chatflow_tool.SPEC,
     chatflow_tool.LEGACY_SPEC,
