@@ -95,6 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if settings.log_level.lower() != "debug":
+        # The HTTP clients log every request's whole URL at info, query string (and any key in it)
+        # included: only a debugging operator asks for that.
+        for name in ("httpx", "httpx2", "httpcore", "httpcore2"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     app = create_app(settings)
     config = uvicorn.Config(
         app,

@@ -7,12 +7,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from streamwise.app import create_app, node_services
+from streamwise.settings import Settings
 from tests.api.helpers import create_flow, stream
+from tests.conftest import FAKE_MODULES
 from tests.support import fake_tools
 from tests.support.flows import (
     agent_flow,
@@ -25,6 +29,7 @@ from tests.support.flows import (
     ref,
     stub_calls,
 )
+from tests.support.mcp_server import serve_in_subprocess
 from tests.support.openai_stub import StubServer, expected_text, serve_in_thread
 from tests.support.server import LiveServer
 from tests.support.sse import check_invariant
@@ -201,3 +206,42 @@ def test_a_client_that_hangs_up_mid_tool_cancels_it_and_the_exchange_is_stored(
         time.sleep(0.05)
     assert history[1]["status"] == "aborted", history
     assert fake_tools.CANCELLED["slow"] == cancelled + 1
+
+
+async def test_an_mcp_servers_tools_are_the_agents_tools(tmp_path: Path, stub: StubServer) -> None:
+    """customMCP against a real MCP server on 127.0.0.1 (private addresses allowed by the setting):
+    its tool list is offered to the model, and the call goes over streamable HTTP."""
+    settings = Settings(
+        data_dir=tmp_path,
+        seed=False,
+        preload_local_model=False,
+        node_modules=FAKE_MODULES,
+        http_tool_allow_private=True,
+    )
+    services = node_services(settings)
+    services.env = {}
+    app = create_app(settings, services)
+    name = stub_calls([("add", '{"a": 40, "b": 2}')], tokens=2, case="mcp")
+    with serve_in_subprocess() as mcp:
+        config = json.dumps({"url": mcp.http_url})
+        tool = node(
+            "customMCP_0", "customMCP", "Tools", {"mcpServerConfig": config, "mcpActions": '["add", "echo"]'}
+        )
+        flow = agent_flow(openai_model(stub.base_url, modelName=name), [tool])
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=30) as client:
+                chatflow_id = await create_flow(client, flow)
+                frames = await stream(client, chatflow_id, {"question": "40 + 2?"})
+    assert check_invariant(frames) == expected_text(2)
+    assert frames[-3].data == [{"tool": "add", "toolInput": {"a": 40, "b": 2}, "toolOutput": "42"}]
+    offered = next(r.body for r in stub.records() if r.model == name)["tools"]
+    assert sorted(t["function"]["name"] for t in offered) == ["add", "echo"]
+
+
+async def test_an_mcp_server_on_a_private_address_is_refused_by_default(client: httpx.AsyncClient) -> None:
+    config = json.dumps({"url": "http://127.0.0.1:9/mcp"})
+    tool = node("customMCP_0", "customMCP", "Tools", {"mcpServerConfig": config, "mcpActions": "add"})
+    flow = agent_flow(openai_model("http://127.0.0.1:9/v1"), [tool])
+    answer = await client.post("/api/v1/chatflows", json={"name": "x", "flowData": flow})
+    assert answer.status_code == 400 and "customMCP_0" in answer.json()["message"]

@@ -30,6 +30,7 @@ from streamwise.nodes.tools import (
     chatflow_tool,
     current_datetime,
     custom_tool,
+    mcp_tool,
     requests_tools,
     retriever_tool,
 )
@@ -75,6 +76,7 @@ BUILTINS: tuple[NodeSpec, ...] = (
     calculator.SPEC,
     current_datetime.SPEC,
     *requests_tools.SPECS,
+    mcp_tool.SPEC,
     retriever_tool.SPEC,
     chatflow_tool.SPEC,
     chatflow_tool.LEGACY_SPEC,
