@@ -20,7 +20,9 @@ from tests.support.process import REPO, started
 from tests.support.server import free_port
 from tests.support.sse import check_invariant, parse_frames
 
-pytestmark = pytest.mark.slow
+# Four answers of SmolLM2 over prompts of three passages each: about 20 s on a quiet machine, and
+# several times that on two busy cores.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 CORPUS = REPO / "tests" / "fixtures" / "corpus"
 ASK_LENS = "Who built a lens of glass prisms for lighthouses in 1823, and how far could it be seen?"
