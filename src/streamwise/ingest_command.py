@@ -101,6 +101,7 @@ async def ingest(settings: Settings, chatflow_id: str, paths: list[Path], node_i
                 f"{result.deleted} deleted",
                 flush=True,
             )
+            result.added.close()
         return 0
     except StreamwiseError as exc:
         print(f"streamwise ingest: {exc.message}", file=sys.stderr)

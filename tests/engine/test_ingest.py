@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from streamwise.engine.ingest import Record, chunk_key, upsert
+from streamwise.engine.ingest import SPILL_BYTES, AddedDocs, Record, chunk_key, upsert
 from streamwise.engine.retrieval import Document, RetrievalContext
 from streamwise.nodes.services import NodeServices
 from tests.support.fake_retrieval import FakeEmbeddings, FakeLoader, FakeVectorStore, store_for
@@ -69,3 +69,17 @@ async def test_an_unknown_cleanup_mode_is_refused() -> None:
 
     with pytest.raises(BadRequest, match="cleanup"):
         await upsert(target([]), CONTEXT, Records(), cleanup="sometimes")  # type: ignore[arg-type]
+
+
+def test_added_docs_spill_past_a_megabyte_and_read_back_whole() -> None:
+    first, second, empty = AddedDocs(), AddedDocs(), AddedDocs()
+    count = 3 * SPILL_BYTES // 1000
+    big = [Document("x" * 1000 + str(i), {"source": f"s{i}", "line": i}) for i in range(count)]
+    first.extend(big[:10])
+    second.extend(big[10:])
+    first.absorb(empty)
+    first.absorb(second)
+    assert len(first) == len(big)
+    assert first.documents() == [document.to_json() for document in big]
+    assert all(len(piece) <= SPILL_BYTES for piece in first.chunks())
+    first.close()

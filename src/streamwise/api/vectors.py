@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.background import BackgroundTask
+from starlette.concurrency import iterate_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
+from starlette.responses import Response, StreamingResponse
 
 from streamwise.api.body import BodyLimits, read_json_object
 from streamwise.api.flows import load_chatflow
@@ -37,7 +40,7 @@ MAX_FILES = 100
 
 
 @router.post("/api/v1/vector/upsert/{chatflow_id}", response_model=None)
-async def upsert(chatflow_id: str, request: Request, state: State) -> dict[str, Any]:
+async def upsert(chatflow_id: str, request: Request, state: State) -> Response:
     chatflow = await load_chatflow(state, chatflow_id)
     limits = BodyLimits(state.settings.max_upload_bytes, state.settings.body_timeout_seconds)
     content_type = request.headers.get("content-type", "application/json").lower()
@@ -53,7 +56,14 @@ async def upsert(chatflow_id: str, request: Request, state: State) -> dict[str, 
         targets = indexing.plan(
             chatflow.prepared, state.registry, override=override, files=files, stop_node_id=stop or None
         )
-        return await indexing.run(targets, RetrievalContext(chatflow_id), state.records)
+        result = await indexing.run(targets, RetrievalContext(chatflow_id), state.records)
+    # Streamed from the spill file (read in a worker thread): the answer lists every chunk added, and
+    # for a big upload it is as big as the upload.
+    return StreamingResponse(
+        iterate_in_threadpool(result.body()),
+        media_type="application/json",
+        background=BackgroundTask(result.added.close),
+    )
 
 
 @asynccontextmanager

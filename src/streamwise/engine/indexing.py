@@ -9,6 +9,7 @@ record manager node, if one is connected.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -100,7 +101,8 @@ def _record_manager(graph: FlowGraph, instances: Mapping[str, object], node_id: 
     return found if isinstance(found, CleanupPolicy) else None
 
 
-_locks: dict[str, asyncio.Lock] = {}
+# One upsert per store at a time; a lock lives while an upsert holds or waits for it.
+_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
 
 async def run(
@@ -108,11 +110,29 @@ async def run(
     context: RetrievalContext,
     records: RecordKeeper,
     progress: Callable[[Progress], None] | None = None,
-) -> dict[str, Any]:
-    """Upsert into every target, one upsert per store at a time; Flowise's answer, summed."""
+) -> UpsertResult:
+    """Upsert into every target, one upsert per store at a time; Flowise's answer, summed. The
+    caller closes the result's `added` once it has sent it."""
     total = UpsertResult()
+    try:
+        return await _run_into(total, targets, context, records, progress)
+    except BaseException:
+        total.added.close()
+        raise
+
+
+async def _run_into(
+    total: UpsertResult,
+    targets: Sequence[UpsertTarget],
+    context: RetrievalContext,
+    records: RecordKeeper,
+    progress: Callable[[Progress], None] | None,
+) -> UpsertResult:
     for target in targets:
-        lock = _locks.setdefault(f"{context.chatflow_id}/{target.node_id}", asyncio.Lock())
+        key = f"{context.chatflow_id}/{target.node_id}"
+        lock = _locks.get(key)
+        if lock is None:
+            lock = _locks[key] = asyncio.Lock()
         async with lock:
             result = await upsert(
                 target.node,
@@ -123,7 +143,7 @@ async def run(
                 progress=progress,
                 namespace=target.namespace,
             )
-        total.added.extend(result.added)
+        total.added.absorb(result.added)
         total.skipped += result.skipped
         total.deleted += result.deleted
-    return total.to_json()
+    return total

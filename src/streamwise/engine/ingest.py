@@ -19,11 +19,14 @@ import asyncio
 import hashlib
 import json
 import logging
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, islice
-from typing import Any, Literal, Protocol
+from typing import IO, Any, Literal, Protocol
+
+import orjson
 
 from streamwise.engine.retrieval import Document, DocumentLoader, Indexable, RetrievalContext, VectorStore
 from streamwise.errors import BadRequest
@@ -33,6 +36,7 @@ logger = logging.getLogger("streamwise.ingest")
 Cleanup = Literal["none", "incremental", "full"]
 CLEANUP_MODES: tuple[Cleanup, ...] = ("none", "incremental", "full")
 BATCH = 64  # chunks embedded (and added) together
+SPILL_BYTES = 1 << 20  # the added chunks' JSON kept in memory up to this, then in a temporary file
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,21 +71,86 @@ class Progress:
         return self.chunks / elapsed if elapsed > 0 else 0.0
 
 
+class AddedDocs:
+    """The chunks an upsert added, for its answer (Flowise's `addedDocs`), without holding them.
+
+    Flowise answers an upsert with every chunk it added; for a big file that answer is as big as the
+    file. Each batch is encoded as it is added, kept in memory up to a megabyte and in a temporary
+    file after that, and `chunks` reads the JSON back for the response a piece at a time.
+    """
+
+    def __init__(self) -> None:
+        # Open for the result's life, closed by `close` (the response's background task).
+        self._file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPILL_BYTES)  # noqa: SIM115
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def extend(self, documents: Iterable[Document]) -> None:
+        write = self._file.write
+        for document in documents:
+            if self._count:
+                write(b",")
+            write(_encoded(document.to_json()))
+            self._count += 1
+
+    def absorb(self, other: AddedDocs) -> None:
+        """Append what `other` holds (and close it)."""
+        if len(other):
+            if self._count:
+                self._file.write(b",")
+            for piece in other.chunks():
+                self._file.write(piece)
+            self._count += len(other)
+        other.close()
+
+    def chunks(self, size: int = SPILL_BYTES) -> Iterator[bytes]:
+        """The documents' JSON, comma-separated (no brackets), in pieces of at most `size` bytes."""
+        self._file.seek(0)
+        while piece := self._file.read(size):
+            yield piece
+        self._file.seek(0, 2)
+
+    def documents(self) -> list[dict[str, Any]]:
+        """Everything, decoded (for tests and small answers)."""
+        return list(orjson.loads(b"[" + b"".join(self.chunks()) + b"]"))
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _encoded(value: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(value, default=str)
+    except orjson.JSONEncodeError:  # e.g. a lone surrogate in a loader's metadata
+        return json.dumps(value, default=str).encode()
+
+
 @dataclass
 class UpsertResult:
-    added: list[Document] = field(default_factory=list)
+    added: AddedDocs = field(default_factory=AddedDocs)
     skipped: int = 0
     deleted: int = 0
 
-    def to_json(self) -> dict[str, Any]:
-        """Flowise's answer to an upsert."""
+    def head(self) -> dict[str, int]:
+        """Flowise's answer to an upsert, but for `addedDocs`."""
         return {
             "numAdded": len(self.added),
             "numUpdated": 0,  # a changed chunk has another key: it is added, and its old one deleted
             "numSkipped": self.skipped,
             "numDeleted": self.deleted,
-            "addedDocs": [document.to_json() for document in self.added],
         }
+
+    def body(self) -> Iterator[bytes]:
+        """Flowise's whole answer as JSON, a piece at a time; `addedDocs` comes last."""
+        yield orjson.dumps(self.head())[:-1] + b',"addedDocs":['
+        yield from self.added.chunks()
+        yield b"]}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole answer, decoded (for tests and small answers)."""
+        return {**self.head(), "addedDocs": self.added.documents()}
 
 
 def chunk_key(document: Document) -> str:
