@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import report_agent
+import report_rag
 from report_chat import headline_rows, sections
 
 X = "\u00d7"  # multiplication sign
@@ -16,11 +18,16 @@ HEADER = """\
 # Streamwise benchmark results
 
 This file is written by `bench/run.py` on every run; edit the script, not this file. Run it with
-`make bench` or `.venv/bin/python bench/run.py` (full run, about 1.5 minutes). Options: `--quick` (a
-smoke run with fewer repetitions), `--wait-quiet 120` (first wait up to 120 s for other processes to
-leave the CPUs alone), `--profile` (sample the server with py-spy even when every target passes),
-`--skip-local` (leave out the embedded model). The headline is the flow users run most: a chat
-with memory (ChatOpenAI → Conversation Chain + Buffer Memory, a Flowise 3.x export). It starts the
+`make bench` or `.venv/bin/python bench/run.py` (full run, 4 to 5 minutes, half of it the RAG
+section, more with `--wait-quiet`). Options: `--quick` (a smoke run with fewer repetitions and
+smaller sizes), `--wait-quiet 120` (first wait up to 120 s for other processes to leave the CPUs
+alone, and up to 30 s before each RAG ingest round and before the retrieval timings), `--profile`
+(sample the server with py-spy even when every target passes), `--skip-local` (leave out the
+embedded model), `--skip-rag` (leave out the retrieval section: ingest rates, memory, streams during
+an ingest, retrieval and first-token figures, measured by `bench/bench_rag.py` on servers of its
+own, described in its section below; the rows marked **RAG** in the targets table are its). The
+headline is the flow users run most: a chat with memory (ChatOpenAI → Conversation Chain + Buffer
+Memory, a Flowise 3.x export). It starts the
 OpenAI-compatible stub
 (`tests/support/openai_stub.py`, token i is `t{i} `) and `streamwise start` as subprocesses on 127.0.0.1
 (uvloop each, fresh data dir, `STREAMWISE_PRELOAD_LOCAL_MODEL=false`), creates chatflows through
@@ -156,6 +163,8 @@ def render(s: dict[str, Any]) -> str:
             ("concurrent streams", s["concurrency"]),
             ("chat with memory", s.get("chat", {})),
             ("embedded model", s.get("local_model", {})),
+            *report_rag.phases(s),
+            *report_agent.phases(s),
         )
         if phase.get("other_cpu", {}).get("share_of_machine", 0.0) > NOISY_SHARE
         and phase["other_cpu"]["core_seconds"] >= NOISY_CORE_SECONDS
@@ -168,7 +177,7 @@ def render(s: dict[str, Any]) -> str:
             "",
         ]
     head = ["what", "measured", "target", "measured / target", "Flowise 3.1.4", "result"]
-    out += _table(head, headline_rows(s) + _summary_rows(s))
+    out += _table(head, headline_rows(s) + _summary_rows(s) + report_rag.rows(s) + report_agent.rows(s))
     out.append("")
     out += sections(s)
     if s.get("problems"):
@@ -352,6 +361,10 @@ def render(s: dict[str, Any]) -> str:
         ]
     else:
         out.append(str(local.get("skipped") or local.get("error") or "not run"))
+    rag = report_rag.sections(s)
+    if rag:
+        out += ["", *rag]
+    out += ["", *report_agent.sections(s)]
     profiles = s.get("profiles") or []
     if profiles:
         out += [

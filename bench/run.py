@@ -1,8 +1,9 @@
 """Streamwise's speed targets, measured end to end over loopback HTTP; writes bench/results.md.
 
-    .venv/bin/python bench/run.py            # full run (about 2 minutes)
+    .venv/bin/python bench/run.py            # full run (4 to 5 minutes, half of it the RAG section)
     .venv/bin/python bench/run.py --quick    # smoke run: fewer repetitions
     .venv/bin/python bench/run.py --profile  # also sample the server with py-spy when every target passes
+    .venv/bin/python bench/run.py --skip-rag # without the retrieval (RAG) section (bench_rag.py)
 
 The OpenAI stub and the Streamwise server run as subprocesses (uvloop each); the load client runs here
 (uvloop, the raw-socket client of bench_http.py). Streamwise serves a chatOpenAI → llmChain flow pointed
@@ -34,6 +35,7 @@ if str(REPO) not in sys.path:  # `python bench/run.py` puts only bench/ on the p
 
 import httpx  # noqa: E402
 import uvloop  # noqa: E402
+from bench_agent import measure as agent_measure  # noqa: E402
 from bench_chat import TARGETS as CHAT_TARGETS  # noqa: E402
 from bench_chat import ChatServer, chat_with_memory  # noqa: E402
 from bench_http import (  # noqa: E402
@@ -70,6 +72,7 @@ from bench_procs import (  # noqa: E402
     thread_cpu,
     wait_for_quiet,
 )
+from bench_rag import rag_bench  # noqa: E402
 from bench_report import NOISY_CORE_SECONDS, NOISY_SHARE, render  # noqa: E402
 from local_model import PROMPT, measure_direct  # noqa: E402
 from tests.support.flows import llm_chain_flow, node, openai_model  # noqa: E402
@@ -109,12 +112,13 @@ class Plan:
     chat_runs: int
     big_chatflows: int  # of 8 MB each, created and deleted
     deaf_tokens: int  # streamed to a client that reads nothing
+    agent_runs: int  # two-round agent answers, each with its direct pair and a plain answer
 
     @classmethod
     def make(cls, quick: bool) -> Plan:
         if quick:
-            return cls(True, 3, 5, 5, 1, (50, 200), 3, 64, 3.0, 5, 5, 200_000)
-        return cls(False, 6, 15, 15, 3, (50, 200), 15, 128, 6.0, 25, 30, 1_000_000)
+            return cls(True, 3, 5, 5, 1, (50, 200), 3, 64, 3.0, 5, 5, 200_000, 5)
+        return cls(False, 6, 15, 15, 3, (50, 200), 15, 128, 6.0, 25, 30, 1_000_000, 30)
 
 
 def log(message: str) -> None:
@@ -501,7 +505,9 @@ def memory_mib(pid: int) -> dict[str, float]:
     return {key: round(value / 1024, 1) for key, value in memory_kib(pid).items()}
 
 
-async def bench(plan: Plan, workdir: Path, *, force_profile: bool, skip_local: bool) -> dict[str, Any]:
+async def bench(
+    plan: Plan, workdir: Path, *, force_profile: bool, skip_local: bool, skip_rag: bool, wait_quiet: float
+) -> dict[str, Any]:
     data_dir = workdir / "data"
     data_dir.mkdir()
     log("starting the stub and the server")
@@ -569,6 +575,21 @@ async def bench(plan: Plan, workdir: Path, *, force_profile: bool, skip_local: b
         else:
             results["local_model"] = await measured(pids, local_model(server, plan))
             memory["peak_with_local_model_mib"] = memory_mib(server.pid)["VmHWM"]
+        if skip_rag:
+            results["rag"] = {"skipped": "--skip-rag"}
+        else:
+            log("retrieval (RAG): on servers of its own (bench/bench_rag.py)")
+            try:
+                results["rag"] = await rag_bench(stub, workdir, plan.quick, wait_quiet)
+            except Exception as exc:  # the other sections' figures still get written
+                log(f"PROBLEM: the RAG section failed: {exc!r}")
+                results["rag"] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+        log("tool agent: two rounds (a calculator call, a 500-token answer) vs the stub's own")
+        try:
+            results["agent"] = await measured(pids, agent_measure(server, stub, plan.agent_runs))
+        except Exception as exc:
+            log(f"PROBLEM: the agent section failed: {exc!r}")
+            results["agent"] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
         if not server.alive():
             raise RuntimeError(f"the server died:\n{server.log_tail()}")
         return results
@@ -631,6 +652,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
     parser.add_argument("--profile", action="store_true", help="profile the server even when targets pass")
     parser.add_argument("--skip-local", action="store_true", help="leave out the embedded model")
+    parser.add_argument("--skip-rag", action="store_true", help="leave out the retrieval (RAG) section")
     parser.add_argument(
         "--wait-quiet",
         type=float,
@@ -652,7 +674,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = code_version()  # before the run: the server imports the code as it is now
     workdir = Path(tempfile.mkdtemp(prefix="streamwise-bench-"))
     try:
-        results = uvloop.run(bench(plan, workdir, force_profile=args.profile, skip_local=args.skip_local))
+        run = bench(
+            plan,
+            workdir,
+            force_profile=args.profile,
+            skip_local=args.skip_local,
+            skip_rag=args.skip_rag,
+            wait_quiet=args.wait_quiet,
+        )
+        results = uvloop.run(run)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     summary: dict[str, Any] = {
