@@ -271,12 +271,12 @@ def sections(s: dict[str, Any]) -> list[str]:
     if not mem["pass"]:
         out += [
             "",
-            "**Missed**: memory grows with the file. The Text File loader holds the whole text (as",
-            "LangChain's TextLoader does; the bytes too while they are decoded), and the upsert keeps every",
-            "added chunk (`UpsertResult.added`) for its answer, Flowise's, whose `addedDocs` lists each one",
-            f"with its text and metadata ({answer:.0f} MiB of JSON here), built whole at the end: the heap",
-            "climbs through the upsert and jumps at its end. The mapped SQLite file adds to RssFile as the",
-            "store grows.",
+            "**Missed**: memory still grows with the file. The Text File loader holds the whole text (as",
+            "LangChain's TextLoader does, one document per file; the bytes too while they are decoded), and",
+            "the splitter's chunks of it, before the batches are embedded. The answer, Flowise's, whose",
+            f"`addedDocs` lists every chunk ({answer:.0f} MiB of JSON here), is no longer held: it is",
+            "written to a temporary file as the chunks are added and streamed from there. The mapped",
+            "SQLite file adds to RssFile as the store grows (file pages, which the kernel may drop).",
         ]
     out += ["", "### Another chatflow's streams while a local ingest runs", ""]
     if "ttft_ratio" in load:
