@@ -245,3 +245,35 @@ async def test_an_mcp_server_on_a_private_address_is_refused_by_default(client: 
     flow = agent_flow(openai_model("http://127.0.0.1:9/v1"), [tool])
     answer = await client.post("/api/v1/chatflows", json={"name": "x", "flowData": flow})
     assert answer.status_code == 400 and "customMCP_0" in answer.json()["message"]
+
+
+async def test_a_request_cannot_point_a_chatflow_tool_elsewhere(
+    client: httpx.AsyncClient, stub: StubServer
+) -> None:
+    meant = await create_flow(client, fake_flow(tokens=["meant"]), name="meant")
+    other = await create_flow(client, fake_flow(tokens=["other"]), name="other")
+    name = stub_calls([("ask_other", '{"input": "hi"}')], tokens=1, case="chatflow-override")
+    agent = await create_flow(
+        client, agent_flow(openai_model(stub.base_url, modelName=name), [chatflow_tool(meant)])
+    )
+    body: dict[str, object] = {"question": "q", "overrideConfig": {"selectedChatflow": other}}
+    frames = await stream(client, agent, body)
+    assert frames[-3].data[0]["toolOutput"] == "meant"
+
+
+async def test_a_question_has_a_budget_of_tool_calls(
+    client: httpx.AsyncClient, stub: StubServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamwise.nodes.agents import tool_agent
+
+    monkeypatch.setattr(tool_agent, "MAX_TOOL_CALLS", 4)
+    three = [("lookup", "{}")] * 3
+    name = stub_calls(three, three, tokens=1, case="budget")
+    agent = await create_flow(
+        client, agent_flow(openai_model(stub.base_url, modelName=name), [fake_tool("t", "lookup")])
+    )
+    frames = await stream(client, agent, {"question": "q"})
+    assert check_invariant(frames) == expected_text(1)
+    errors = [used.get("error") for used in frames[-3].data]
+    assert errors[:4] == [None] * 4
+    assert errors[4:] == ["this question has made 4 tool calls, the most it may"] * 2

@@ -20,6 +20,7 @@ disconnect) cancels the running calls and the model round.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
@@ -60,6 +61,20 @@ DEFAULT_MAX_ITERATIONS = 10
 MAX_ITERATIONS_LIMIT = 100
 STOPPED = "Agent stopped due to max iterations."  # LangChain's answer, which Flowise returns
 MAX_OUTPUT_CHARS = 100_000  # of one tool result, as the model gets it
+# Tool calls one question may cause, counted across the chatflows it asks through chatflowTool: the
+# runs those start inherit this budget (a context variable), so a model that fans out cannot
+# multiply its calls level by level.
+MAX_TOOL_CALLS = 200
+
+
+@dataclass
+class _Budget:
+    left: int
+
+
+_budget: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar(
+    "streamwise_tool_budget", default=None
+)
 
 
 @dataclass(frozen=True)
@@ -80,6 +95,8 @@ class ToolAgent:
     async def answer(self, question: str, session: SessionContext) -> AsyncGenerator[Part, None]:
         loop = asyncio.get_running_loop()
         ends = loop.time() + self.deadline
+        if _budget.get() is None:  # the question a user asked (not one another chatflow's agent asked)
+            _budget.set(_Budget(MAX_TOOL_CALLS))
         history = await self.memory.load(session) if self.memory else list(session.seed_history)
         tools = await self._tools(ends)
         schemas = [tool.schema for tool in tools.values()]
@@ -161,7 +178,12 @@ class ToolAgent:
         arguments = _arguments(call)
         record: dict[str, Any] = {"tool": call.name, "toolInput": _input(call), "toolOutput": ""}
         tool = tools.get(call.name)
+        budget = _budget.get()
         try:
+            if budget is not None:
+                if budget.left <= 0:
+                    raise ToolFailure(f"this question has made {MAX_TOOL_CALLS} tool calls, the most it may")
+                budget.left -= 1
             if tool is None:
                 names = ", ".join(sorted(tools)) or "none"
                 raise ToolFailure(f"there is no tool named {call.name!r}; the tools are: {names}")

@@ -83,6 +83,8 @@ _HONOURED = (
     "startNewSession",
 )
 _IGNORED = ("credential", "returnDirect", "overrideConfig", "baseURL")
+# Which chatflow is asked is the author's choice: a request may not point the tool at another one.
+_PROTECTED = frozenset({"selectedChatflow"})
 SPEC = NodeSpec(
     name="chatflowTool",
     label="Chatflow Tool",
@@ -90,6 +92,7 @@ SPEC = NodeSpec(
     build=build,
     honoured=_HONOURED,
     ignored=_IGNORED,
+    protected=_PROTECTED,
 )
 # The same node under the name some Flowise releases export.
 LEGACY_SPEC = NodeSpec(
@@ -99,4 +102,5 @@ LEGACY_SPEC = NodeSpec(
     build=build,
     honoured=_HONOURED,
     ignored=_IGNORED,
+    protected=_PROTECTED,
 )
