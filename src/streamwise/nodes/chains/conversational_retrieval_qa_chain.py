@@ -73,8 +73,16 @@ class ConversationalRetrievalQAChain:
             *history,
             ChatTurn("user", question),
         ]
+        # Flowise's `start` for this chain is the first token itself (its other chains send the
+        # model's first delta, empty for OpenAI-style servers): leading empty chunks are left out.
+        leading = True
         async with aclosing(self.model.stream(messages)) as chunks:
             async for chunk in chunks:
+                if leading:
+                    chunk = [text for text in chunk if text]
+                    if not chunk:
+                        continue
+                    leading = False
                 yield chunk
 
 

@@ -135,6 +135,9 @@ class ChatOpenAI:
         failures = self.failures
         splitter = SSEBlockSplitter()
         done = False
+        # The first delta goes on as it came, an empty one too (OpenAI's carries only the role): the
+        # run's `start` event is that delta, as Flowise sends it.
+        first = True
         try:
             response = await self._open(messages, stream=True)
             try:
@@ -155,6 +158,11 @@ class ChatOpenAI:
                                 content = None
                             if content:
                                 texts.append(content)
+                                first = False
+                                continue
+                            if first and content is not None:
+                                texts.append("")
+                                first = False
                                 continue
                         try:
                             content = self._content(block)
@@ -167,6 +175,10 @@ class ChatOpenAI:
                             raise
                         if content:
                             texts.append(content)
+                            first = False
+                        elif first and content is not None:
+                            texts.append("")
+                            first = False
                     if texts:
                         yield texts
             finally:

@@ -103,6 +103,7 @@ async def _stream(
     failures = node.failures
     splitter = SSEBlockSplitter()
     done = False
+    first = True  # the first delta goes on as it came, an empty one too (see ChatOpenAI._stream)
     try:
         response = await node._open((), stream=True, body=body)
         try:
@@ -128,6 +129,10 @@ async def _stream(
                         raise
                     if content:
                         texts.append(content)
+                        first = False
+                    elif first and content is not None:
+                        texts.append("")
+                        first = False
                 if texts:
                     yield texts
         finally:
