@@ -71,8 +71,9 @@ class ChatModel(Protocol):
     `stream` yields lists of text chunks, in order (never an empty list). The first chunk is the
     model's first delta as it came, which may be empty (OpenAI's first delta carries only the role):
     the run sends it as `start`'s data, as Flowise does, and sends no empty token. A model that
-    cannot stream yields its whole answer as one chunk. Cancelling the task that iterates `stream` (or closing it)
-    must stop generation promptly: close the HTTP response, or tell the local decoder to stop.
+    cannot stream yields its whole answer as one chunk. Cancelling the task that iterates `stream`
+    (or closing it) must stop generation promptly: close the HTTP response, or tell the local
+    decoder to stop.
     """
 
     @property
