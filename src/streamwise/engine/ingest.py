@@ -21,6 +21,7 @@ import json
 import logging
 import tempfile
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, islice
@@ -36,6 +37,7 @@ logger = logging.getLogger("streamwise.ingest")
 Cleanup = Literal["none", "incremental", "full"]
 CLEANUP_MODES: tuple[Cleanup, ...] = ("none", "incremental", "full")
 BATCH = 64  # chunks embedded (and added) together
+IN_FLIGHT = 2  # batches being embedded and added at once
 SPILL_BYTES = 1 << 20  # the added chunks' JSON kept in memory up to this, then in a temporary file
 
 
@@ -204,6 +206,19 @@ async def upsert(
     added: list[Record] = []
     seen: set[str] = set()
     sources: set[str] = set()
+    # Batches embedded and added while the next ones are read, looked up and sent: the embedder
+    # (a model server, or the local model's thread) is never left waiting for our own work.
+    in_flight: deque[tuple[asyncio.Task[None], list[Document]]] = deque()
+
+    async def settle_oldest() -> None:
+        task, documents = in_flight[0]
+        await task
+        in_flight.popleft()
+        result.added.extend(documents)
+        state.added = len(result.added)
+        if progress is not None:
+            progress(state)
+
     try:
         async for batch in batches(source_docs):
             keyed = [(chunk_key(document), document) for document in batch]
@@ -220,16 +235,22 @@ async def upsert(
                 else:
                     fresh[key] = document
                 seen.add(key)
+            state.skipped = result.skipped
             if fresh:
-                await _add(target, store, fresh)
                 added.extend(Record(key, _source(document, source_key)) for key, document in fresh.items())
-                result.added.extend(fresh.values())
-            state.added, state.skipped = len(result.added), result.skipped
-            if progress is not None:
+                in_flight.append((asyncio.ensure_future(_add(target, store, fresh)), list(fresh.values())))
+            elif progress is not None and not in_flight:
                 progress(state)
+            while len(in_flight) >= IN_FLIGHT:
+                await settle_oldest()
+        while in_flight:
+            await settle_oldest()
         stale = await _stale(records, namespace, cleanup, seen, sorted(sources))
         await records.commit(namespace, added, stale)
     except BaseException:
+        for task, _ in in_flight:
+            task.cancel()
+        await asyncio.gather(*(task for task, _ in in_flight), return_exceptions=True)
         if added:
             await _undo(store, [record.key for record in added])
         raise
