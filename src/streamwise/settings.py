@@ -114,6 +114,12 @@ class Settings(BaseSettings):
     mcp_allow_stdio: bool = Field(
         False, description="Let customMCP nodes launch a local command (stdio MCP servers)."
     )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*"],
+        description="Origins browsers may call the API from (comma-separated, e.g. "
+        "`https://a.example,https://b.example`); `*` for any. A chatflow's "
+        "`chatbotConfig.allowedOrigins` narrows its own routes further.",
+    )
 
     @field_validator("data_dir")
     @classmethod
@@ -132,6 +138,14 @@ class Settings(BaseSettings):
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            return ["*"] if "*" in parts else [part.lower().rstrip("/") for part in parts]
         return value
 
     @field_validator("model_dirs", mode="before")

@@ -130,6 +130,9 @@ def test_request_bodies_are_described(spec: dict[str, Any]) -> None:
         ("post", "/api/v1/chatflows"): ["application/json"],
         ("put", "/api/v1/chatflows/{chatflow_id}"): ["application/json"],
         ("post", "/api/v1/vector/upsert/{chatflow_id}"): ["application/json", "multipart/form-data"],
+        ("post", "/api/v1/feedback"): ["application/json"],
+        ("post", "/api/v1/feedback/{chatflow_id}"): ["application/json"],
+        ("put", "/api/v1/feedback/{feedback_id}"): ["application/json"],
     }
 
 

@@ -61,7 +61,19 @@ async def test_migrate_creates_every_table_and_their_indexes(database_url: str) 
         async with db.engine.connect() as connection:
             schema = await connection.run_sync(_schema)
 
-    assert set(schema) == {"alembic_version", "chat_flow", "chat_message", "server_instance", "upsert_record"}
+    assert set(schema) == {
+        "alembic_version",
+        "chat_flow",
+        "chat_message",
+        "chat_message_feedback",
+        "server_instance",
+        "upsert_record",
+    }
+    # PostgreSQL also lists the unique constraint on messageId as an index.
+    assert schema["chat_message_feedback"] - {"uq_chat_message_feedback_messageId"} == {
+        "ix_chat_message_feedback_chatflowid",
+        "ix_chat_message_feedback_chatId",
+    }
     assert schema["upsert_record"] == {"ix_upsert_record_namespace_source"}
     assert schema["chat_message"] == {
         "ix_chat_message_status",
@@ -83,7 +95,7 @@ async def test_migrating_again_is_a_no_op(database_url: str) -> None:
         assert await ChatflowRepository(db).get(created.id) == created
         async with db.engine.connect() as connection:
             versions = (await connection.execute(text("SELECT version_num FROM alembic_version"))).all()
-        assert [row[0] for row in versions] == ["0003"]
+        assert [row[0] for row in versions] == ["0004"]
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -196,4 +208,4 @@ async def test_several_processes_can_migrate_at_once(database_url: str) -> None:
     ]
     async with Database.from_url(database_url) as db, db.engine.connect() as connection:
         versions = (await connection.execute(text("SELECT version_num FROM alembic_version"))).all()
-    assert [row[0] for row in versions] == ["0003"]
+    assert [row[0] for row in versions] == ["0004"]

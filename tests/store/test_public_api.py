@@ -14,8 +14,12 @@ def test_exported_names_are_pinned() -> None:
         "ChatflowRecord",
         "ChatflowRepository",
         "Database",
+        "FeedbackExists",
+        "FeedbackRecord",
+        "FeedbackRepository",
         "MessageRecord",
         "MessageRepository",
+        "RATINGS",
         "to_async_url",
         "to_js_iso",
     }

@@ -6,9 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from starlette.convertors import Convertor, register_url_convertor
 
+from streamwise.api.cors import refuse_origin
 from streamwise.api.state import AppState, State
 from streamwise.errors import BadRequest, NotFound
 
@@ -109,6 +110,11 @@ register_url_convertor("anytext", _AnyText())
 
 # A chat id may hold a "/" or a newline (ids come from clients), and every chat must be abortable.
 @router.put("/abort/{chatflow_id}/{chat_id:anytext}")
-async def abort(chatflow_id: str, chat_id: str, state: State) -> dict[str, Any]:
+async def abort(chatflow_id: str, chat_id: str, request: Request, state: State) -> Any:
+    if request.headers.get("origin"):  # only a browser's request can be from a refused site
+        record = await state.chatflows.get(chatflow_id)
+        refused = None if record is None else refuse_origin(request, record)
+        if refused is not None:
+            return refused
     stopped = state.runs.cancel_chat(chatflow_id, chat_id, "abort")
     return {"status": 200, "message": "Chat message aborted", "aborted": stopped}

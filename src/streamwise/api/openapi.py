@@ -43,6 +43,7 @@ ERRORS: dict[int, str] = {
 _PATH_PARAMETERS = {
     "chatflow_id": "The chatflow's id.",
     "chat_id": "The chat (its chatId) whose running predictions to stop; any text, '/' included.",
+    "feedback_id": "The feedback's id.",
 }
 _HEADERS: dict[int, dict[str, Any]] = {
     429: {
@@ -108,6 +109,21 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         json_fields=("overrideConfig",),
     ),
     ("get", "/api/v1/ping"): Operation(),
+    ("get", "/api/v1/public-chatbotConfig/{chatflow_id}"): Operation(
+        schemas.PublicChatbotConfig, errors=(404,)
+    ),
+    ("post", "/api/v1/feedback"): Operation(
+        schemas.Feedback, errors=(*_BODY_ERRORS, 404, 409), bodies={JSON: schemas.FeedbackCreate}
+    ),
+    ("post", "/api/v1/feedback/{chatflow_id}"): Operation(
+        schemas.Feedback, errors=(*_BODY_ERRORS, 404, 409), bodies={JSON: schemas.FeedbackCreate}
+    ),
+    ("get", "/api/v1/feedback/{chatflow_id}"): Operation(
+        schemas.Feedback, many=True, errors=(400, 404), query=schemas.FeedbackQuery
+    ),
+    ("put", "/api/v1/feedback/{feedback_id}"): Operation(
+        schemas.FeedbackUpdated, errors=(*_BODY_ERRORS, 404), bodies={JSON: schemas.FeedbackChanges}
+    ),
 }
 
 

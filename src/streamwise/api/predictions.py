@@ -11,10 +11,13 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from streamwise.api.body import read_fields
+from streamwise.api.cors import refuse_origin
 from streamwise.api.errors import response_for
-from streamwise.api.flows import load_answerer
+from streamwise.api.flows import load_chatflow
+from streamwise.api.request_log import note_run
 from streamwise.api.sse import RunEventStream
 from streamwise.api.state import State
+from streamwise.engine.build import build_answerer
 from streamwise.engine.run import Run, RunOutcome, RunRequest
 from streamwise.errors import InternalError
 from streamwise.wire.requests import parse_prediction
@@ -23,8 +26,12 @@ router = APIRouter()
 
 
 @router.get("/api/v1/chatflows-streaming/{chatflow_id}")
-async def is_streaming(chatflow_id: str, state: State) -> dict[str, bool]:
-    answerer = await load_answerer(state, chatflow_id)
+async def is_streaming(chatflow_id: str, request: Request, state: State) -> Any:
+    chatflow = await load_chatflow(state, chatflow_id)
+    refused = refuse_origin(request, chatflow.record)
+    if refused is not None:
+        return refused
+    answerer = build_answerer(chatflow.prepared, state.registry)
     return {"isStreaming": answerer.can_stream}
 
 
@@ -32,7 +39,11 @@ async def is_streaming(chatflow_id: str, state: State) -> dict[str, bool]:
 @router.post("/api/v1/predictions/{chatflow_id}", response_model=None, include_in_schema=False)
 async def predict(chatflow_id: str, request: Request, state: State) -> Response:
     body = parse_prediction(await read_fields(request, state.body_limits), state.request_limits)
-    answerer = await load_answerer(state, chatflow_id, body.override_config)
+    chatflow = await load_chatflow(state, chatflow_id)
+    refused = refuse_origin(request, chatflow.record, streaming=body.streaming)
+    if refused is not None:
+        return refused  # before any byte of an answer, as Flowise checks it
+    answerer = build_answerer(chatflow.prepared, state.registry, body.override_config)
     chat_id = body.chat_id or body.session_id or str(uuid.uuid4())
     run_request = RunRequest(
         chatflow_id=chatflow_id,
@@ -43,6 +54,7 @@ async def predict(chatflow_id: str, request: Request, state: State) -> Response:
         max_history_turns=state.settings.max_history_turns,
     )
     run = state.runs.start(run_request, answerer)  # ShuttingDown → 503
+    note_run(request, run.id)
     if body.streaming and answerer.can_stream:
         return RunEventStream(run, state.settings.heartbeat_seconds)
     run.log.discard_unread()  # the answer comes from the outcome; nobody reads the events

@@ -377,6 +377,75 @@ class Aborted(BaseModel):
     aborted: int = Field(ge=0, description="How many running predictions of the chat were stopped.")
 
 
+# --- /api/v1/public-chatbotConfig and /api/v1/feedback ------------------------------------------
+
+
+class UploadsConfig(BaseModel):
+    isSpeechToTextEnabled: bool
+    isImageUploadAllowed: bool
+    isRAGFileUploadAllowed: bool
+    imgUploadSizeAndTypes: list[Any]
+    fileUploadSizeAndTypes: list[Any]
+
+
+class PublicChatbotConfig(Open):
+    """The chatflow's chatbotConfig object, spread out, with what the chat may be sent besides text."""
+
+    uploads: UploadsConfig = Field(description="Uploads the chat takes: none, Streamwise answers text.")
+
+
+Rating = Literal["THUMBS_UP", "THUMBS_DOWN"]
+FeedbackText = Annotated[str, Field(max_length=10_000)]
+
+
+class FeedbackCreate(Open):
+    """What POST /api/v1/feedback reads; chatflowid and chatId default to the message's own."""
+
+    messageId: Annotated[str, StringConstraints(min_length=1)] = Field(description="The rated answer.")
+    chatflowid: str | Absent = Field(None, description="Must be the message's chatflow when given.")
+    chatId: str | Absent = Field(None, description="Must be the message's chat when given.")
+    rating: Rating | Literal[""] | Absent = None
+    content: FeedbackText | Absent = Field(None, description="A comment.")
+
+
+class FeedbackChanges(Open):
+    """What PUT /api/v1/feedback/{id} reads."""
+
+    rating: Rating | Literal[""] | Absent = None
+    content: FeedbackText | Absent = Field(None, description="A comment.")
+    messageId: str | Absent = Field(None, description="Must be the feedback's own when given.")
+    chatflowid: str | Absent = Field(None, description="Must be the feedback's own when given.")
+    chatId: str | Absent = Field(None, description="Must be the feedback's own when given.")
+
+
+class Feedback(BaseModel):
+    id: str
+    chatflowid: str
+    chatId: str
+    messageId: str
+    rating: Rating | None
+    content: str | None
+    createdDate: Timestamp
+
+
+class FeedbackQuery(BaseModel):
+    """The filters of GET /api/v1/feedback/{id}: not a body, its fields document the query."""
+
+    chatId: str | Absent = None
+    startDate: date | datetime | Absent = Field(None, description=_DATE_FILTER)
+    endDate: date | datetime | Absent = Field(None, description=_DATE_FILTER)
+    order: Annotated[str, StringConstraints(pattern=r"^([Aa][Ss][Cc]|[Dd][Ee][Ss][Cc])?$")] | Absent = Field(
+        None, description="ASC (default) or DESC, by date; any letter case."
+    )
+    sortOrder: Annotated[str, StringConstraints(pattern=r"^([Aa][Ss][Cc]|[Dd][Ee][Ss][Cc])?$")] | Absent = (
+        Field(None, description="The same as `order` (which wins).")
+    )
+
+
+class FeedbackUpdated(BaseModel):
+    status: Literal["OK"]
+
+
 # --- every route ----------------------------------------------------------------------------------
 
 

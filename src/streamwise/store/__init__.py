@@ -15,18 +15,23 @@ from streamwise.store.chatflows import (
 )
 from streamwise.store.database import Database, to_async_url
 from streamwise.store.dates import to_js_iso
+from streamwise.store.feedback import RATINGS, FeedbackExists, FeedbackRecord, FeedbackRepository
 from streamwise.store.messages import API_MESSAGE, USER_MESSAGE, MessageRecord, MessageRepository
 
 __all__ = [
     "API_MESSAGE",
     "CHATFLOW_EDITABLE_FIELDS",
     "DEFAULT_CHATFLOW_TYPE",
+    "RATINGS",
     "USER_MESSAGE",
     "CachedChatflow",
     "ChatflowCache",
     "ChatflowRecord",
     "ChatflowRepository",
     "Database",
+    "FeedbackExists",
+    "FeedbackRecord",
+    "FeedbackRepository",
     "MessageRecord",
     "MessageRepository",
     "to_async_url",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, Index, Integer, MetaData, String, Text
+from sqlalchemy import Boolean, DateTime, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -136,4 +136,23 @@ class UpsertRecord(Base):
     namespace: Mapped[str] = mapped_column(String(), primary_key=True)
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     source: Mapped[str | None] = mapped_column(String())
+    createdDate: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ChatMessageFeedback(Base):
+    """A thumbs up or down (and an optional comment) on one answer, shaped like Flowise's table.
+
+    One per message (`messageId` is unique). Like `chat_message.chatflowid`, no foreign keys:
+    `ChatflowRepository.delete` and message deletion leave rows that the API no longer lists.
+    """
+
+    __tablename__ = "chat_message_feedback"
+    __table_args__ = (UniqueConstraint("messageId"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    chatflowid: Mapped[str] = mapped_column(String(36), index=True)
+    chatId: Mapped[str] = mapped_column(String(), index=True)
+    messageId: Mapped[str] = mapped_column(String(36))
+    rating: Mapped[str | None] = mapped_column(String(16))
+    content: Mapped[str | None] = mapped_column(Text)
     createdDate: Mapped[datetime] = mapped_column(UTCDateTime())

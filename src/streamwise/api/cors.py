@@ -1,0 +1,101 @@
+"""Cross-origin calls: the server-wide CORS policy, and each chatflow's own list of allowed sites.
+
+`install` adds Starlette's CORSMiddleware with the origins of `STREAMWISE_CORS_ORIGINS` (`*` by
+default, as Flowise's `CORS_ORIGINS`), so browsers may call the API from other sites, preflight
+`OPTIONS` included.
+
+A chatflow may narrow that: `chatbotConfig.allowedOrigins` lists the sites (`https://shop.example`)
+its chat widget may be embedded in; empty, missing, or a first entry of "" means any site. Sites are
+compared by host and port, as Flowise compares `new URL(origin).host`. A request whose `Origin` is
+not listed gets a 403 with `chatbotConfig.allowedOriginsError` (or Flowise's default text) before
+anything else happens: Flowise's error JSON, or, for a streaming prediction, that text alone as
+`text/plain`, as Flowise sends it. A request without an `Origin` (curl, the SDKs) is never refused.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse
+from starlette.middleware.cors import CORSMiddleware
+
+from streamwise.api.errors import error_response
+from streamwise.settings import Settings
+from streamwise.store import ChatflowRecord
+
+DEFAULT_REFUSAL = "This site is not allowed to access this chatbot"
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    origins = list(settings.cors_origins)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"] if "*" in origins else origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        max_age=600,
+    )
+
+
+def chatbot_config(raw: str | None) -> dict[str, Any]:
+    """A chatflow's stored `chatbotConfig` JSON text as an object; anything else counts as none."""
+    if not raw:
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def url_host(url: str) -> str | None:
+    """`host[:port]` of a URL the way JavaScript's `new URL(url).host` gives it (default port left
+    out, lower case); None when it has no scheme and host."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    hostname = parts.hostname
+    if not parts.scheme or not hostname:
+        return None
+    host = f"[{hostname}]" if ":" in hostname else hostname
+    if port is not None and port != _DEFAULT_PORTS.get(parts.scheme.lower()):
+        host += f":{port}"
+    return host
+
+
+def origin_allowed(config: dict[str, Any], origin: str | None) -> bool:
+    """Whether a request from `origin` may use a chatflow with this chatbotConfig."""
+    if not origin:
+        return True
+    allowed = config.get("allowedOrigins")
+    if not isinstance(allowed, list) or not allowed or allowed[0] == "":
+        return True
+    host = url_host(origin)
+    if host is None:
+        return False
+    return any(isinstance(site, str) and url_host(site) == host for site in allowed)
+
+
+def refusal_message(config: dict[str, Any]) -> str:
+    message = config.get("allowedOriginsError")
+    return message if isinstance(message, str) and message else DEFAULT_REFUSAL
+
+
+def refuse_origin(request: Request, record: ChatflowRecord, *, streaming: bool = False) -> Response | None:
+    """The 403 for a request from a site the chatflow does not allow; None when it may go on."""
+    origin = request.headers.get("origin")
+    if not origin:
+        return None
+    config = chatbot_config(record.chatbotConfig)
+    if origin_allowed(config, origin):
+        return None
+    message = refusal_message(config)
+    if streaming:
+        return PlainTextResponse(message, status_code=403)
+    return error_response(403, message)
