@@ -10,10 +10,21 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from streamwise import __version__
-from streamwise.api import chatflows, chatmessages, ping, predictions, vectors
+from streamwise.api import (
+    chat_page,
+    chatflows,
+    chatmessages,
+    cors,
+    feedback,
+    ping,
+    predictions,
+    public_config,
+    vectors,
+)
 from streamwise.api.chatflow_caller import InProcessChatflows
 from streamwise.api.errors import install_error_handlers
 from streamwise.api.openapi import install as install_openapi
+from streamwise.api.request_log import RequestLog
 from streamwise.api.state import AppState
 from streamwise.engine.graph import FlowGraph, GraphLimits, parse_flow_data_off_loop
 from streamwise.engine.runs import RunManager
@@ -119,8 +130,10 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
     app.state.documents_chatflow_id = None  # the "Ask your documents" chatflow, when there is one
     install_error_handlers(app)
     install_openapi(app, settings)
-    for module in (predictions, chatflows, chatmessages, vectors, ping):
+    for module in (predictions, chatflows, chatmessages, vectors, ping, public_config, feedback, chat_page):
         app.include_router(module.router)
+    cors.install(app, settings)
+    app.add_middleware(RequestLog)  # outermost: it also sees CORS preflights
     return app
 
 

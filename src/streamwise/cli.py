@@ -1,5 +1,6 @@
 """`streamwise start`: serve the API with uvicorn; SIGTERM drains running streams before exiting.
-`streamwise ingest`: load files into a chatflow's vector store (see `ingest_command`)."""
+`streamwise ingest`: load files into a chatflow's vector store (see `ingest_command`).
+`streamwise chat-ui`: a Streamlit chat app for the server (see `chat_ui.command`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from fastapi import FastAPI
 
 from streamwise import ingest_command
 from streamwise.app import create_app
+from streamwise.chat_ui import command as chat_ui_command
 from streamwise.memory import return_big_blocks
 from streamwise.settings import Settings
 
@@ -81,9 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     start.add_argument("--host", help="interface to listen on (default: STREAMWISE_HOST or 127.0.0.1)")
     start.add_argument("--port", type=int, help="TCP port (default: STREAMWISE_PORT or 3000)")
     ingest_command.add_parser(commands)
+    chat_ui_command.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "ingest":
         return ingest_command.run(args)
+    if args.command == "chat-ui":
+        return chat_ui_command.run(args)
 
     overrides: dict[str, Any] = {}
     if args.host is not None:
