@@ -37,7 +37,7 @@ logger = logging.getLogger("streamwise.ingest")
 Cleanup = Literal["none", "incremental", "full"]
 CLEANUP_MODES: tuple[Cleanup, ...] = ("none", "incremental", "full")
 BATCH = 64  # chunks embedded (and added) together
-IN_FLIGHT = 2  # batches being embedded and added at once
+IN_FLIGHT = 4  # batches being embedded and added at once
 SPILL_BYTES = 1 << 20  # the added chunks' JSON kept in memory up to this, then in a temporary file
 
 
