@@ -44,6 +44,8 @@ class Answer:
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
     _done: threading.Event = field(init=False, default_factory=threading.Event)
     _stopping: threading.Event = field(init=False, default_factory=threading.Event)
+    # Set once the server has answered the prediction: from then on its run exists, so an abort finds it.
+    _opened: threading.Event = field(init=False, default_factory=threading.Event)
     _stream: Stream | None = field(init=False, default=None)
     _thread: threading.Thread | None = field(init=False, default=None)
 
@@ -84,6 +86,7 @@ class Answer:
             ) as stream:
                 with self._lock:
                     self._stream = stream
+                self._opened.set()
                 for event in stream:
                     if isinstance(event, events.Token):
                         with self._lock:
@@ -108,6 +111,7 @@ class Answer:
                 failure = f"{type(exc).__name__}: {exc}"
         finally:
             client.close()
+            self._opened.set()
             if aborted or (self.stopping and failure is None):
                 self._update(status="aborted", calling=())
             elif failure is not None:
@@ -121,6 +125,10 @@ class Answer:
         if self.done or self.stopping:
             return
         self._stopping.set()
+        # A Stop clicked before the server has answered would find no run to abort: wait for it.
+        self._opened.wait(STOP_GRACE_SECONDS * 5)
+        if self.done:
+            return
         try:
             with Client(base_url=self.base_url, timeout=10.0) as client:
                 client.abort(self.chatflow_id, self.chat_id)

@@ -338,7 +338,9 @@
     setState(view, "streaming", "");
     const controller = new AbortController();
     const answer = { text: "", ended: false, aborted: false, failed: false };
-    const current = { controller, view, answer, stopping: false };
+    // `opened` settles once the server has answered (its run then exists, so an abort finds it).
+    let opened;
+    const current = { controller, view, answer, stopping: false, opened: new Promise((r) => (opened = r)) };
     running = current;
     setRunning(true);
     try {
@@ -348,6 +350,7 @@
         body: JSON.stringify({ question: trimmed, streaming: true, chatId }),
         signal: controller.signal,
       });
+      opened();
       if (!response.ok) {
         answer.failed = true;
         setState(view, "error", await errorMessage(response));
@@ -364,6 +367,7 @@
         }
       }
     } catch (e) {
+      opened();
       if (current.stopping || (e && e.name === "AbortError")) {
         answer.aborted = true;
       } else {
@@ -387,6 +391,9 @@
     current.stopping = true;
     stopButton.disabled = true;
     setState(current.view, "stopping", "Stopping…");
+    // A Stop before the server has answered would find no run to abort: wait for the answer first.
+    await Promise.race([current.opened, new Promise((r) => window.setTimeout(r, 10000))]);
+    if (running !== current) return;
     const url = api + "/chatmessage/abort/" + encodeURIComponent(chatflowId) + "/" + encodeURIComponent(chatId);
     try {
       const response = await fetch(url, { method: "PUT" });
