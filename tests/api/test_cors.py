@@ -110,9 +110,9 @@ async def narrow_client(settings: Settings, services: NodeServices) -> AsyncIter
 
 
 async def test_a_listed_origin_only(narrow_client: httpx.AsyncClient) -> None:
-    ok = await narrow_client.get("/api/v1/ping", headers={"Origin": SITE})
+    ok = await narrow_client.get("/api/v1/chatflows-streaming/none", headers={"Origin": SITE})
     assert ok.headers["access-control-allow-origin"] == SITE
-    other = await narrow_client.get("/api/v1/ping", headers={"Origin": OTHER})
+    other = await narrow_client.get("/api/v1/chatflows-streaming/none", headers={"Origin": OTHER})
     assert "access-control-allow-origin" not in other.headers
     preflight = {"Origin": OTHER, "Access-Control-Request-Method": "POST"}
     assert (await narrow_client.options("/api/v1/prediction/x", headers=preflight)).status_code == 400
@@ -125,3 +125,34 @@ def test_the_setting_is_a_comma_separated_list(tmp_path: Path, monkeypatch: pyte
     assert Settings(data_dir=tmp_path).cors_origins == ["*"]
     monkeypatch.delenv("STREAMWISE_CORS_ORIGINS")
     assert Settings(data_dir=tmp_path, _env_file=None).cors_origins == ["*"]
+
+
+async def test_other_routes_answer_no_other_site(client: httpx.AsyncClient) -> None:
+    """Chatflows, history and upsert are not the widget's: a page on another site can neither read
+    them nor change them, not even with a `text/plain` POST that needs no preflight."""
+    chatflow_id = await create_flow(client, fake_flow(tokens=["Hi"]))
+    flow = fake_flow(tokens=["x"])
+    sneaky = json.dumps({"name": "planted", "flowData": flow})
+    for method, path, body in (
+        ("GET", "/api/v1/chatflows", None),
+        ("GET", f"/api/v1/chatmessage/{chatflow_id}", None),
+        ("POST", "/api/v1/chatflows", sneaky),
+        ("DELETE", f"/api/v1/chatflows/{chatflow_id}", None),
+        ("POST", f"/api/v1/vector/upsert/{chatflow_id}", "{}"),
+    ):
+        headers = {"Origin": OTHER, "Content-Type": "text/plain"}
+        response = await client.request(method, path, content=body, headers=headers)
+        assert response.status_code == 403, (method, path, response.text)
+        assert response.json()["message"] == "This route does not answer requests from other sites"
+        assert "access-control-allow-origin" not in response.headers
+    preflight = {"Origin": OTHER, "Access-Control-Request-Method": "POST"}
+    assert (
+        "access-control-allow-origin"
+        not in (await client.options("/api/v1/chatflows", headers=preflight)).headers
+    )
+    names = [f["name"] for f in (await client.get("/api/v1/chatflows")).json()]
+    assert "planted" not in names and len(names) == 1  # nothing planted, nothing deleted
+    # The server's own pages, and clients that send no Origin, are not affected.
+    own = await client.get("/api/v1/chatflows", headers={"Origin": "http://streamwise.test"})
+    assert own.status_code == 200
+    assert (await client.get("/api/v1/chatflows")).status_code == 200

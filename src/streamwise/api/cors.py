@@ -1,8 +1,15 @@
-"""Cross-origin calls: the server-wide CORS policy, and each chatflow's own list of allowed sites.
+"""Cross-origin calls: which routes answer other sites, and each chatflow's own list of allowed sites.
 
-`install` adds Starlette's CORSMiddleware with the origins of `STREAMWISE_CORS_ORIGINS` (`*` by
-default, as Flowise's `CORS_ORIGINS`), so browsers may call the API from other sites, preflight
-`OPTIONS` included.
+`install` adds the browser policy in front of the app:
+- the routes Flowise's chat widget calls from the pages it is embedded in (prediction, the
+  streaming check, abort, public-chatbotConfig, feedback) go through Starlette's CORSMiddleware with
+  the origins of `STREAMWISE_CORS_ORIGINS` (`*` by default, as Flowise's `CORS_ORIGINS`), preflight
+  `OPTIONS` included;
+- every other route (chatflows, chat history, upsert, ...) answers no other site: a browser request
+  whose `Origin` is not the server's own gets a 403 before anything is read or changed. Otherwise any
+  page a user visits could read the server's chatflows and conversations, or create a chatflow with
+  a "simple" `text/plain` POST that needs no preflight. Requests without an `Origin` (curl, the SDKs,
+  the Streamlit app) and the server's own chat page are not affected.
 
 A chatflow may narrow that: `chatbotConfig.allowedOrigins` lists the sites (`https://shop.example`)
 its chat widget may be embedded in; empty, missing, or a first entry of "" means any site. Sites are
@@ -15,12 +22,14 @@ anything else happens: Flowise's error JSON, or, for a streaming prediction, tha
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from streamwise.api.errors import error_response
 from streamwise.settings import Settings
@@ -30,15 +39,56 @@ DEFAULT_REFUSAL = "This site is not allowed to access this chatbot"
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
+# The routes the chat widget (flowise-embed) calls from other sites.
+WIDGET_ROUTES = re.compile(
+    r"^/api/v1/(?:predictions?/|chatflows-streaming/|chatmessage/abort/|public-chatbotConfig/|feedback(?:/|$))"
+)
+CROSS_SITE_REFUSAL = "This route does not answer requests from other sites"
+
+
+class BrowserPolicy:
+    """CORS on the widget's routes; a 403 for other sites' browser requests to every other route."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        origins = list(settings.cors_origins)
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=["*"] if "*" in origins else origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if WIDGET_ROUTES.match(scope["path"]):
+            await self.cors(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        origin = headers.get(b"origin")
+        if origin is not None and not same_site(
+            origin.decode("latin-1"), headers.get(b"host", b"").decode("latin-1")
+        ):
+            await error_response(403, CROSS_SITE_REFUSAL)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def same_site(origin: str, host: str) -> bool:
+    """Whether a browser's `Origin` is the server's own, as the request's `Host` header names it."""
+    own = url_host(origin)
+    if own is None or not host:
+        return False
+    scheme = urlsplit(origin.strip()).scheme
+    served = url_host(f"{scheme}://{host.strip()}")  # the same normalisation: case, default port
+    return served is not None and served == own
+
+
 def install(app: FastAPI, settings: Settings) -> None:
-    origins = list(settings.cors_origins)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=["*"] if "*" in origins else origins,
-        allow_methods=["*"],
-        allow_headers=["*"],
-        max_age=600,
-    )
+    app.add_middleware(BrowserPolicy, settings=settings)
 
 
 def chatbot_config(raw: str | None) -> dict[str, Any]:
