@@ -81,3 +81,11 @@ async def test_only_when_the_chatflow_enables_it(client: httpx.AsyncClient) -> N
     response = await client.post("/api/v1/feedback", json={"messageId": message_id, "rating": "THUMBS_UP"})
     assert response.status_code == 400
     assert "not enabled" in response.json()["message"]
+
+
+async def test_a_malformed_sort_order_is_refused_even_beside_a_good_one(client: httpx.AsyncClient) -> None:
+    chatflow_id = await create_flow(client, fake_flow(tokens=["x"]))
+    answer = await client.get(
+        f"/api/v1/feedback/{chatflow_id}", params={"order": "DESC", "sortOrder": "sideways"}
+    )
+    assert answer.status_code == 400 and "ASC or DESC" in answer.json()["message"]

@@ -127,12 +127,15 @@ async def list_feedback(
     refused = refuse_origin(request, record)
     if refused is not None:
         return refused
+    # Both names are checked, whichever wins: a malformed one is refused, never silently ignored.
+    chosen = _order(order) if order else None
+    fallback = _order(sortOrder) if sortOrder else None
     repository = FeedbackRepository(state.database)
     try:
         found = await repository.list(
             chatflow_id,
             chat_id=chatId,
-            order=_order(order) if order else _order(sortOrder),
+            order=chosen or fallback or "ASC",
             start_date=startDate,
             end_date=endDate,
         )
