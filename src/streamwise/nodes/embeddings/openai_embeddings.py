@@ -26,12 +26,12 @@ from streamwise.nodes.models.chat_openai import (
     NO_KEY,
     OFFICIAL_BASE_URL,
     ClientConfig,
-    _connect_failure,
     _describe,
-    _error_text,
+    base_options,
+    sdk_error,
     shared_client,
 )
-from streamwise.nodes.models.errors import ModelError, ModelFailures, tidy
+from streamwise.nodes.models.errors import ModelError, ModelFailures
 from streamwise.nodes.services import NodeServices
 from streamwise.nodes.spec import NodeSpec
 
@@ -128,18 +128,7 @@ class OpenAIEmbeddings:
         return vectors
 
     def _error(self, exc: openai.OpenAIError) -> ModelError:
-        if isinstance(exc, openai.APIStatusError):
-            retry_after = exc.response.headers.get("retry-after") if exc.response is not None else None
-            return self.failures.status(exc.status_code, _error_text(exc.body) or exc.message, retry_after)
-        refused = _connect_failure(exc)
-        if refused is not None:
-            return self.failures.unreachable(tidy(str(refused)) or type(refused).__name__)
-        if isinstance(exc, openai.APITimeoutError):
-            return self.failures.first_byte_timeout(self.deadline)
-        if isinstance(exc, openai.APIConnectionError):
-            cause = exc.__cause__
-            return self.failures.unreachable(_describe(cause) if cause else exc.message)
-        return self.failures.broke_off(str(exc))
+        return sdk_error(self.failures, self.deadline, exc)
 
 
 def _vector(value: object) -> Vector:
@@ -150,23 +139,6 @@ def _vector(value: object) -> Vector:
     if isinstance(value, list):
         return value
     raise TypeError("not an embedding")
-
-
-def _base_options(inputs_: Mapping[str, Any], node_id: str) -> dict[str, str]:
-    """Flowise's BaseOptions: a JSON object of extra headers."""
-    raw = inputs_.get("baseOptions")
-    if raw is None or raw == "":
-        return {}
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError as exc:
-            raise NodeConfigError(
-                f"Node {node_id}: invalid JSON in {LABEL}'s BaseOptions: {exc}", node_id
-            ) from None
-    if not isinstance(raw, dict):
-        raise NodeConfigError(f"Node {node_id}: {LABEL}'s BaseOptions must be a JSON object", node_id)
-    return {str(name): str(value) for name, value in raw.items()}
 
 
 def _positive(inputs_: Mapping[str, Any], key: str, node_id: str) -> int | None:
@@ -197,7 +169,7 @@ def build(node_id: str, inputs_: Mapping[str, Any], services: NodeServices) -> O
     encoding_format = inputs.text(inputs_, "encodingFormat")
     if encoding_format not in (None, "float", "base64"):
         raise NodeConfigError(f"Node {node_id}: input 'encodingFormat' must be float or base64", node_id)
-    headers = tuple(sorted(_base_options(inputs_, node_id).items()))
+    headers = tuple(sorted(base_options(inputs_, node_id, LABEL).items()))
     return OpenAIEmbeddings(
         services,
         ClientConfig(base_url.rstrip("/"), api_key, timeout, headers),

@@ -252,23 +252,28 @@ class ChatOpenAI:
         return None  # e.g. a usage-only chunk
 
     def _error(self, exc: openai.OpenAIError) -> ModelError:
-        if isinstance(exc, openai.APIStatusError):
-            retry_after = exc.response.headers.get("retry-after") if exc.response is not None else None
-            return self.failures.status(exc.status_code, _error_text(exc.body) or exc.message, retry_after)
-        refused = _connect_failure(exc)
-        if refused is not None:
-            return self.failures.unreachable(tidy(str(refused)) or type(refused).__name__)
-        if isinstance(exc, openai.APITimeoutError):
-            return self.failures.first_byte_timeout(self.deadline)
-        if isinstance(exc, openai.APIConnectionError):
-            cause = exc.__cause__
-            return self.failures.unreachable(_describe(cause) if cause else exc.message)
-        return self.failures.broke_off(str(exc))
+        return sdk_error(self.failures, self.deadline, exc)
 
     def _body_error(self, exc: BaseException) -> ModelError:
         if isinstance(exc, httpx2.TimeoutException):
             return self.failures.silence_timeout(self.deadline)
         return self.failures.broke_off(_describe(exc))
+
+
+def sdk_error(failures: ModelFailures, deadline: float, exc: openai.OpenAIError) -> ModelError:
+    """What an `openai` SDK error means for the reader, for every node on the SDK (chat, embeddings)."""
+    if isinstance(exc, openai.APIStatusError):
+        retry_after = exc.response.headers.get("retry-after") if exc.response is not None else None
+        return failures.status(exc.status_code, _error_text(exc.body) or exc.message, retry_after)
+    refused = _connect_failure(exc)
+    if refused is not None:
+        return failures.unreachable(tidy(str(refused)) or type(refused).__name__)
+    if isinstance(exc, openai.APITimeoutError):
+        return failures.first_byte_timeout(deadline)
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__
+        return failures.unreachable(_describe(cause) if cause else exc.message)
+    return failures.broke_off(str(exc))
 
 
 def _error_text(body: object) -> str:
@@ -354,7 +359,8 @@ async def shared_client(services: NodeServices, config: ClientConfig) -> AsyncOp
     return client
 
 
-def _base_options(inputs_: Mapping[str, Any], node_id: str) -> dict[str, str]:
+def base_options(inputs_: Mapping[str, Any], node_id: str, label: str = "ChatOpenAI") -> dict[str, str]:
+    """Flowise's BaseOptions: a JSON object of extra headers (its text, or the object)."""
     raw = inputs_.get("baseOptions")
     if raw is None or raw == "":
         return {}
@@ -363,10 +369,10 @@ def _base_options(inputs_: Mapping[str, Any], node_id: str) -> dict[str, str]:
             raw = json.loads(raw)
         except ValueError as exc:
             raise NodeConfigError(
-                f"Node {node_id}: invalid JSON in ChatOpenAI's BaseOptions: {exc}", node_id
+                f"Node {node_id}: invalid JSON in {label}'s BaseOptions: {exc}", node_id
             ) from None
     if not isinstance(raw, dict):
-        raise NodeConfigError(f"Node {node_id}: ChatOpenAI's BaseOptions must be a JSON object", node_id)
+        raise NodeConfigError(f"Node {node_id}: {label}'s BaseOptions must be a JSON object", node_id)
     return {str(name): str(value) for name, value in raw.items()}
 
 
@@ -412,7 +418,7 @@ def build(node_id: str, inputs_: Mapping[str, Any], services: NodeServices) -> C
     if effort and reasoning:
         params["reasoning_effort"] = effort
 
-    headers = tuple(sorted(_base_options(inputs_, node_id).items()))
+    headers = tuple(sorted(base_options(inputs_, node_id).items()))
     config = ClientConfig(base_url.rstrip("/"), api_key, timeout, headers)
     return ChatOpenAI(
         services,
