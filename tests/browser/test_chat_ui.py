@@ -6,7 +6,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from playwright.sync_api import Page, expect
 
 from tests.support.flows import llm_chain_flow, openai_model
 from tests.support.openai_stub import StubServer, serve_in_thread
+from tests.support.process import stop_child, wait_until_answering
 from tests.support.server import LiveServer, free_port
 
 
@@ -38,25 +38,16 @@ def chat_ui(server: LiveServer) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            try:
-                if httpx.get(f"{url}/_stcore/health", timeout=1).text == "ok":
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the chat app did not start"
-            time.sleep(0.1)
+        wait_until_answering(
+            process,
+            lambda: httpx.get(f"{url}/_stcore/health", timeout=1).text == "ok",
+            within=60,
+            what="the chat app",
+            output=lambda: process.stdout.read() if process.stdout else "",
+        )
         yield url
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        stop_child(process)
         assert process.returncode == 0, process.stdout.read() if process.stdout else ""
 
 

@@ -8,10 +8,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -46,25 +47,53 @@ def started(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/api/v1/ping", timeout=1).text == "pong":
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.05)
+        wait_until_answering(
+            process,
+            lambda: httpx.get(f"http://127.0.0.1:{port}/api/v1/ping", timeout=1).text == "pong",
+            within=30,
+            what="the server",
+            output=lambda: _read(process),
+        )
         yield process
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        stop_child(process)
+
+
+def _read(process: subprocess.Popen[str]) -> str:
+    return process.stdout.read() if process.stdout else ""
+
+
+def wait_until_answering(
+    process: subprocess.Popen[Any],
+    answers: Callable[[], bool],
+    *,
+    within: float,
+    what: str,
+    output: Callable[[], str],
+) -> None:
+    """Poll `answers()` (a request to the child; a refused connection counts as not yet) every 50 ms
+    until it is true; fail with the child's `output()` if it exits, or after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        assert process.poll() is None, f"{what} exited: {output()}"
+        try:
+            if answers():
+                return
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, f"{what} did not start within {within:g} s"
+        time.sleep(0.05)
+
+
+def stop_child(process: subprocess.Popen[Any]) -> None:
+    """A child still running is sent SIGTERM, then SIGKILL if it does not stop, by its own pid."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
 
 
 def read_output(process: subprocess.Popen[str]) -> str:

@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
+from tests.support.process import stop_child, wait_until_answering
 from tests.support.server import free_port
 
 CHROMA = Path(sys.executable).parent / "chroma"
@@ -36,22 +36,13 @@ def chroma_server(data: Path, start_within: float = 60.0) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + start_within
-        while True:
-            assert process.poll() is None, f"chroma exited: {log.read_text(errors='replace')[-2000:]}"
-            try:
-                if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the Chroma server did not start in time"
-            time.sleep(0.1)
+        wait_until_answering(
+            process,
+            lambda: httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200,
+            within=start_within,
+            what="the Chroma server",
+            output=lambda: log.read_text(errors="replace")[-2000:],
+        )
         yield url
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        stop_child(process)
