@@ -8,10 +8,8 @@ and connects to the local test server instead.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
 
-import httpcore2
 import pytest
 from aiohttp import web
 
@@ -27,6 +25,7 @@ from streamwise.nodes.tools.net_guard import (
     literal_address,
     mapping_resolver,
 )
+from tests.nodes.tools.forwarding import Forwarding
 
 PRIVATE_OK = ToolPolicy(allow_private_network=True)
 PUBLIC_ONLY = ToolPolicy()
@@ -43,30 +42,6 @@ class CountingResolver:
         self.calls.append(host)
         script = self.answers[host]
         return script[min(len(self.calls) - 1, len(script) - 1)]
-
-
-class Forwarding(httpcore2.AsyncNetworkBackend):
-    """A socket layer that records the address it is asked for and connects to the local server:
-    a stand-in for the public internet."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.seen: list[str] = []
-        self._real = httpcore2.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore2.AsyncNetworkStream:
-        self.seen.append(host)
-        return await self._real.connect_tcp("127.0.0.1", self.port, timeout=timeout)
-
-    async def sleep(self, seconds: float) -> None:
-        await self._real.sleep(seconds)
 
 
 @pytest.fixture

@@ -11,10 +11,9 @@ import gzip
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from typing import Any
 
-import httpcore2
 import pytest
 from aiohttp import web
 
@@ -25,6 +24,7 @@ from streamwise.nodes.services import NodeServices, ToolPolicy
 from streamwise.nodes.tools import requests_tools
 from streamwise.nodes.tools.net_guard import mapping_resolver
 from streamwise.nodes.tools.requests_tools import GET_SPEC, POST_SPEC, HttpRequestTool
+from tests.nodes.tools.forwarding import Forwarding
 
 LOCAL = ToolPolicy(allowed_hosts=("127.0.0.1",), allow_private_network=True, timeout_seconds=10)
 
@@ -114,29 +114,6 @@ def post_tool(inputs: dict[str, Any], policy: ToolPolicy = LOCAL) -> HttpRequest
     tool = POST_SPEC.build("requestsPost_0", inputs, NodeServices(env={}, tools=policy))
     assert isinstance(tool, HttpRequestTool)
     return tool
-
-
-class Forwarding(httpcore2.AsyncNetworkBackend):
-    """Records the address asked for and connects to the local server instead: a stand-in internet."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.seen: list[str] = []
-        self._real = httpcore2.AnyIOBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore2.AsyncNetworkStream:
-        self.seen.append(host)
-        return await self._real.connect_tcp("127.0.0.1", self.port, timeout=timeout)
-
-    async def sleep(self, seconds: float) -> None:
-        await self._real.sleep(seconds)
 
 
 async def test_a_fixed_url_is_fetched_and_the_model_gives_only_query_params(server: int) -> None:
