@@ -63,6 +63,8 @@ async def test_migrate_creates_every_table_and_their_indexes(database_url: str) 
 
     assert set(schema) == {
         "alembic_version",
+        "apikey",
+        "credential",
         "chat_flow",
         "chat_message",
         "chat_message_feedback",
@@ -75,6 +77,7 @@ async def test_migrate_creates_every_table_and_their_indexes(database_url: str) 
         "ix_chat_message_feedback_chatId",
     }
     assert schema["upsert_record"] == {"ix_upsert_record_namespace_source"}
+    assert schema["apikey"] - {"uq_apikey_lookup"} == set()
     assert schema["chat_message"] == {
         "ix_chat_message_status",
         "ix_chat_message_chatId",
@@ -95,7 +98,7 @@ async def test_migrating_again_is_a_no_op(database_url: str) -> None:
         assert await ChatflowRepository(db).get(created.id) == created
         async with db.engine.connect() as connection:
             versions = (await connection.execute(text("SELECT version_num FROM alembic_version"))).all()
-        assert [row[0] for row in versions] == ["0004"]
+        assert [row[0] for row in versions] == ["0005"]
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -208,4 +211,4 @@ async def test_several_processes_can_migrate_at_once(database_url: str) -> None:
     ]
     async with Database.from_url(database_url) as db, db.engine.connect() as connection:
         versions = (await connection.execute(text("SELECT version_num FROM alembic_version"))).all()
-    assert [row[0] for row in versions] == ["0004"]
+    assert [row[0] for row in versions] == ["0005"]

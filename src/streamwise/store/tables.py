@@ -156,3 +156,35 @@ class ChatMessageFeedback(Base):
     rating: Mapped[str | None] = mapped_column(String(16))
     content: Mapped[str | None] = mapped_column(Text)
     createdDate: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ApiKey(Base):
+    """An API key, stored only as a slow hash (`apiSecret`, argon2id) of the key.
+
+    A key reads `sw_<lookup>_<secret>`: `lookup` (public, unique) finds the row without trying every
+    hash, and only the whole key matches `apiSecret`. The plaintext is shown once, when it is created.
+    """
+
+    __tablename__ = "apikey"
+    __table_args__ = (UniqueConstraint("lookup"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    keyName: Mapped[str] = mapped_column(String())
+    lookup: Mapped[str] = mapped_column(String(32))
+    apiSecret: Mapped[str] = mapped_column(Text)
+    createdDate: Mapped[datetime] = mapped_column(UTCDateTime())
+    updatedDate: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Credential(Base):
+    """A model credential (an OpenAI key, ...) shaped like Flowise's: `encryptedData` is the JSON of its
+    fields encrypted with the server's secret key; no API returns it."""
+
+    __tablename__ = "credential"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String())
+    credentialName: Mapped[str] = mapped_column(String())
+    encryptedData: Mapped[str] = mapped_column(Text)
+    createdDate: Mapped[datetime] = mapped_column(UTCDateTime())
+    updatedDate: Mapped[datetime] = mapped_column(UTCDateTime())
