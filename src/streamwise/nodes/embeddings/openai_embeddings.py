@@ -21,13 +21,15 @@ import openai
 from streamwise.errors import NodeConfigError
 from streamwise.nodes import inputs
 from streamwise.nodes.embeddings.batches import Vector, embed_in_batches
+from streamwise.nodes.model_hosts import check_model_host
 from streamwise.nodes.models.chat_openai import (
     BODY_ERRORS,
-    NO_KEY,
-    OFFICIAL_BASE_URL,
+    KEY_INPUT,
     ClientConfig,
     _describe,
+    api_key_of,
     base_options,
+    base_url_of,
     sdk_error,
     shared_client,
 )
@@ -149,17 +151,10 @@ def _positive(inputs_: Mapping[str, Any], key: str, node_id: str) -> int | None:
 
 
 def build(node_id: str, inputs_: Mapping[str, Any], services: NodeServices) -> OpenAIEmbeddings:
-    env = services.env
     model = inputs.text(inputs_, "modelName", DEFAULT_MODEL) or DEFAULT_MODEL
-    base_url = (
-        inputs.text(inputs_, "basepath")
-        or inputs.text(inputs_, "basePath")
-        or services.openai_base_url
-        or env.get("OPENAI_BASE_URL")
-        or OFFICIAL_BASE_URL
-    )
-    # `credential` names a Flowise credential record; there is no credential store here.
-    api_key = env.get("OPENAI_API_KEY") or NO_KEY
+    base_url = base_url_of(inputs_, services)
+    check_model_host(node_id, LABEL, base_url, services.model_allowed_hosts)
+    api_key = api_key_of(inputs_, services)
     timeout_ms = inputs.number(inputs_, "timeout", node_id)
     if timeout_ms is not None and timeout_ms <= 0:
         raise NodeConfigError(
@@ -199,6 +194,9 @@ SPEC = NodeSpec(
         "dimensions",
         "baseOptions",
         "encodingFormat",
+        KEY_INPUT,
     ),
+    # The key is the credential's: no request may send another one.
+    protected=frozenset({KEY_INPUT}),
     ignored=("credential", "credentialId"),
 )

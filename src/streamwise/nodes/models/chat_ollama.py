@@ -12,6 +12,7 @@ from streamwise.engine.ports import ChatTurn, TextChunks
 from streamwise.engine.tools import AgentTurn, ToolCall, ToolCalls, ToolSchema
 from streamwise.errors import NodeConfigError
 from streamwise.nodes import inputs
+from streamwise.nodes.model_hosts import check_model_host
 from streamwise.nodes.models.errors import ModelError, ModelFailures, tidy
 from streamwise.nodes.models.sse_lines import LineSplitter
 from streamwise.nodes.services import NodeServices
@@ -248,6 +249,7 @@ def build(node_id: str, inputs_: Mapping[str, Any], services: NodeServices) -> C
     if inputs_.get("think") not in (None, ""):
         body["think"] = inputs.flag(inputs_, "think", False)
     base_url = inputs.text(inputs_, "baseUrl", DEFAULT_BASE_URL) or DEFAULT_BASE_URL
+    check_model_host(node_id, "ChatOllama", base_url, services.model_allowed_hosts)
     return ChatOllama(
         services, base_url=base_url, body=body, deadline=services.model_timeout_seconds, node_id=node_id
     )

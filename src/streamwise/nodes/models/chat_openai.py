@@ -10,7 +10,7 @@ import asyncio
 import json
 import ssl
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -23,6 +23,7 @@ from streamwise.engine.ports import ChatTurn, TextChunks
 from streamwise.engine.tools import AgentTurn, ToolCalls, ToolSchema
 from streamwise.errors import NodeConfigError
 from streamwise.nodes import inputs
+from streamwise.nodes.model_hosts import check_model_host
 from streamwise.nodes.models.deadline import each_within
 from streamwise.nodes.models.errors import ModelError, ModelFailures, tidy
 from streamwise.nodes.models.sse_lines import SSEBlockSplitter, data_field
@@ -36,6 +37,8 @@ _COMPLETIONS = "/chat/completions"
 # aiohttp transport reports a reused connection that the server closed as a connect timeout.
 UPSTREAM_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=4.0)
 NO_KEY = "sk-no-key-required"  # local OpenAI-compatible servers accept any key; the SDK insists on one
+# The field of Flowise's `openAIApi` credential, which the server sets as an input of the node.
+KEY_INPUT = "openAIApiKey"
 
 # Failures of the body read, which the SDK does not wrap (it only wraps the request itself).
 BODY_ERRORS = (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream)
@@ -59,7 +62,7 @@ class ClientConfig:
     """What picks a shared client: one per configuration (see `shared_client`)."""
 
     base_url: str
-    api_key: str
+    api_key: str = field(repr=False)  # never in a log line that shows a config
     timeout: float | None
     headers: tuple[tuple[str, str], ...]
 
@@ -376,18 +379,28 @@ def base_options(inputs_: Mapping[str, Any], node_id: str, label: str = "ChatOpe
     return {str(name): str(value) for name, value in raw.items()}
 
 
-def build(node_id: str, inputs_: Mapping[str, Any], services: NodeServices) -> ChatOpenAI:
-    env = services.env
-    model = inputs.text(inputs_, "modelName", "gpt-4o-mini") or "gpt-4o-mini"
-    base_url = (
+def base_url_of(inputs_: Mapping[str, Any], services: NodeServices) -> str:
+    """The node's `basepath`/`basePath`, else the server's default, else `OPENAI_BASE_URL`, else OpenAI."""
+    return (
         inputs.text(inputs_, "basepath")
         or inputs.text(inputs_, "basePath")
         or services.openai_base_url
-        or env.get("OPENAI_BASE_URL")
+        or services.env.get("OPENAI_BASE_URL")
         or OFFICIAL_BASE_URL
     )
-    # `credential` names a Flowise credential record; there is no credential store here.
-    api_key = env.get("OPENAI_API_KEY") or NO_KEY
+
+
+def api_key_of(inputs_: Mapping[str, Any], services: NodeServices) -> str:
+    """The node's credential (`openAIApiKey`, set by the server from its credential record), else
+    `OPENAI_API_KEY`, else a placeholder that local servers accept."""
+    return inputs.text(inputs_, KEY_INPUT) or services.env.get("OPENAI_API_KEY") or NO_KEY
+
+
+def build(node_id: str, inputs_: Mapping[str, Any], services: NodeServices) -> ChatOpenAI:
+    model = inputs.text(inputs_, "modelName", "gpt-4o-mini") or "gpt-4o-mini"
+    base_url = base_url_of(inputs_, services)
+    check_model_host(node_id, "ChatOpenAI", base_url, services.model_allowed_hosts)
+    api_key = api_key_of(inputs_, services)
     timeout_ms = inputs.number(inputs_, "timeout", node_id)
     if timeout_ms is not None and timeout_ms <= 0:
         raise NodeConfigError(
@@ -451,7 +464,10 @@ SPEC = NodeSpec(
         "stopSequence",
         "baseOptions",
         "reasoningEffort",
+        KEY_INPUT,
     ),
+    # The key is the credential's: no request may send another one.
+    protected=frozenset({KEY_INPUT}),
     ignored=(
         "credential",
         "credentialId",

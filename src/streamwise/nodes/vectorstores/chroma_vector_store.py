@@ -3,7 +3,7 @@
 `chromaURL` (default `http://localhost:8000`) and `collectionName` decide where documents go and
 come from, so no request may override them. Every call to the server has a deadline (the model
 deadline, at most 30 s): a server that is down or silent fails the node with a 502 or 504, and never
-hangs the chat. The `chromaApiKey` credential is ignored: Streamwise has no credential store.
+hangs the chat. A `chromaApi` credential is not used: the connection to Chroma carries no key.
 """
 
 from __future__ import annotations
