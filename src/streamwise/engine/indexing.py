@@ -18,6 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 from streamwise.engine.build import build_nodes
 from streamwise.engine.graph import FlowGraph, reference_target
 from streamwise.engine.ingest import Cleanup, Progress, RecordKeeper, UpsertResult, upsert
+from streamwise.engine.overrides import OverridePolicy
 from streamwise.engine.ports import NodeCatalog
 from streamwise.engine.retrieval import Indexable, RetrievalContext, UploadedFile
 from streamwise.errors import BadRequest, NotFound
@@ -69,13 +70,22 @@ def plan(
     catalog: NodeCatalog,
     *,
     override: Mapping[str, Any] | None = None,
+    override_policy: OverridePolicy | None = None,
+    inject: Mapping[str, Mapping[str, Any]] | None = None,
     files: Sequence[UploadedFile] = (),
     stop_node_id: str | None = None,
 ) -> list[UpsertTarget]:
-    """Build the graph with the files in place; the vector store nodes to upsert into."""
+    """Build the graph with the files in place; the vector store nodes to upsert into.
+
+    `override` is applied as the chatflow's `override_policy` allows (a request's always comes with
+    one; see `build.node_inputs` for None). Uploaded files are the server's own values, never gated.
+    """
     if stop_node_id and stop_node_id not in graph.nodes:
         raise NotFound(f"This chatflow has no node {stop_node_id[:100]!r}")
-    instances = build_nodes(graph, catalog, override, files_by_loader(graph, catalog, files))
+    server_inputs = files_by_loader(graph, catalog, files)
+    for node_id, values in (inject or {}).items():  # the nodes' credentials
+        server_inputs.setdefault(node_id, {}).update(values)
+    instances = build_nodes(graph, catalog, override, server_inputs, policy=override_policy)
     targets: list[UpsertTarget] = []
     for node_id, instance in instances.items():
         if not isinstance(instance, Indexable) or (stop_node_id and node_id != stop_node_id):
