@@ -44,7 +44,7 @@ async def app(settings: Settings, services: NodeServices) -> AsyncIterator[FastA
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://streamwise.test", timeout=30) as http:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost", timeout=30) as http:
         yield http
 
 

@@ -68,7 +68,7 @@ async def test_ingest_fills_the_store_a_server_answers_from_and_adds_nothing_the
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=30) as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost", timeout=30) as client:
             created = await client.post(
                 "/api/v1/chatflows", json={"name": "docs", "flowData": embedded_flow()}
             )
@@ -84,7 +84,7 @@ async def test_ingest_fills_the_store_a_server_answers_from_and_adds_nothing_the
     app = create_app(settings)  # a server started afterwards finds the passages
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=30) as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost", timeout=30) as client:
             answer = await client.post(
                 f"/api/v1/prediction/{chatflow_id}", json={"question": "Which capital has the Colosseum?"}
             )
@@ -102,7 +102,9 @@ def test_ingest_refuses_an_in_memory_store_and_an_unknown_chatflow(tmp_path: Pat
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=30) as client:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://localhost", timeout=30
+            ) as client:
                 flow = rag_flow(fake_model(), texts=[])
                 created = await client.post("/api/v1/chatflows", json={"name": "mem", "flowData": flow})
                 return str(created.json()["id"])

@@ -11,19 +11,24 @@ from fastapi import FastAPI
 
 from streamwise import __version__
 from streamwise.api import (
+    apikeys,
     chat_page,
     chatflows,
     chatmessages,
     cors,
+    credentials,
     feedback,
     ping,
     predictions,
     public_config,
     vectors,
 )
+from streamwise.api.access import check_routes
 from streamwise.api.chatflow_caller import InProcessChatflows
 from streamwise.api.errors import install_error_handlers
+from streamwise.api.hosts import HostPolicy
 from streamwise.api.openapi import install as install_openapi
+from streamwise.api.rate_limits import RateLimiter, StreamSlots, TrustedProxies
 from streamwise.api.request_log import RequestLog
 from streamwise.api.state import AppState
 from streamwise.engine.graph import FlowGraph, GraphLimits, parse_flow_data_off_loop
@@ -31,11 +36,16 @@ from streamwise.engine.runs import RunManager
 from streamwise.nodes.models.local_runtime import default_model_dirs
 from streamwise.nodes.registry import default_registry, node_modules
 from streamwise.nodes.services import NodeServices, ToolPolicy
+from streamwise.security.keys import KeyRing
+from streamwise.security.policy import HostRule
 from streamwise.seed import DOCS_NAME, SEED_NAME, documents_flow_data, seed_flow_data
 from streamwise.settings import Settings
 from streamwise.store import ChatflowCache, ChatflowRecord, ChatflowRepository, Database, MessageRepository
+from streamwise.store.apikeys import ApiKeyRepository
+from streamwise.store.credentials import CredentialRepository
 from streamwise.store.instances import InstanceLease
 from streamwise.store.records import RecordRepository
+from streamwise.store.secrets import CredentialCipher
 
 logger = logging.getLogger("streamwise")
 
@@ -50,6 +60,7 @@ def node_services(settings: Settings) -> NodeServices:
         data_dir=settings.data_dir,
         model_dirs=tuple(settings.model_dirs) or default_model_dirs(settings.data_dir),
         agent_deadline_seconds=settings.agent_deadline_seconds,
+        model_allowed_hosts=tuple(settings.model_allowed_hosts),
         tools=ToolPolicy(
             timeout_seconds=settings.tool_timeout_seconds,
             allowed_hosts=tuple(settings.http_tool_allowed_hosts),
@@ -94,7 +105,19 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
                 max_unread_bytes=settings.stream_buffer_bytes,
             ),
             records=RecordRepository(database),
+            keys=KeyRing(ApiKeyRepository(database)),
+            credentials=CredentialRepository(
+                database, CredentialCipher.from_settings(settings.secret_key, settings.data_dir)
+            ),
+            rate_limiter=RateLimiter(settings.rate_limit_storage),
+            stream_slots=StreamSlots(settings.max_streams_per_client),
+            proxies=TrustedProxies(settings.trusted_proxies),
         )
+        await state.keys.reload()
+        if not await state.credentials.key_matches():
+            logger.error(
+                "stored credentials do not decrypt with this server's secret key (STREAMWISE_SECRET_KEY)"
+            )
         app.state.streamwise = state
         services.chatflows = InProcessChatflows(state)  # for chatflowTool
         if settings.seed and await state.chatflows.count() == 0:
@@ -121,6 +144,8 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
             preload.cancel()
             await asyncio.gather(preload, return_exceptions=True)
             await services.aclose()
+            await state.keys.aclose()
+            await state.rate_limiter.aclose()
             await lease.stop()
             await database.dispose()
 
@@ -130,10 +155,24 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
     app.state.documents_chatflow_id = None  # the "Ask your documents" chatflow, when there is one
     install_error_handlers(app)
     install_openapi(app, settings)
-    for module in (predictions, chatflows, chatmessages, vectors, ping, public_config, feedback, chat_page):
+    routers = (
+        predictions,
+        chatflows,
+        chatmessages,
+        vectors,
+        ping,
+        public_config,
+        feedback,
+        chat_page,
+        apikeys,
+        credentials,
+    )
+    for module in routers:
         app.include_router(module.router)
+    check_routes(app)  # every route declares who may call it
     cors.install(app, settings)
-    app.add_middleware(RequestLog)  # outermost: it also sees CORS preflights
+    app.add_middleware(HostPolicy, rule=HostRule.for_server(settings.allowed_hosts, settings.host))
+    app.add_middleware(RequestLog)  # outermost: it also sees CORS preflights and refused hosts
     return app
 
 

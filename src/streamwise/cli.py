@@ -1,10 +1,12 @@
 """`streamwise start`: serve the API with uvicorn; SIGTERM drains running streams before exiting.
 `streamwise ingest`: load files into a chatflow's vector store (see `ingest_command`).
-`streamwise chat-ui`: a Streamlit chat app for the server (see `chat_ui.command`)."""
+`streamwise chat-ui`: a Streamlit chat app for the server (see `chat_ui.command`).
+`streamwise apikey`: create, list and delete API keys (see `apikey_command`)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import logging
 import sys
@@ -14,11 +16,14 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from streamwise import ingest_command
+from streamwise import apikey_command, ingest_command
 from streamwise.app import create_app
 from streamwise.chat_ui import command as chat_ui_command
 from streamwise.memory import return_big_blocks
+from streamwise.security.policy import is_loopback
 from streamwise.settings import Settings
+from streamwise.store import Database
+from streamwise.store.apikeys import ApiKeyRepository
 
 
 class DrainingServer(uvicorn.Server):
@@ -82,24 +87,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = commands.add_parser("start", help="start the server")
     start.add_argument("--host", help="interface to listen on (default: STREAMWISE_HOST or 127.0.0.1)")
     start.add_argument("--port", type=int, help="TCP port (default: STREAMWISE_PORT or 3000)")
+    start.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve every management route without an API key, even beyond loopback (STREAMWISE_AUTH=open)",
+    )
     ingest_command.add_parser(commands)
+    apikey_command.add_parser(commands)
     chat_ui_command.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "ingest":
         return ingest_command.run(args)
     if args.command == "chat-ui":
         return chat_ui_command.run(args)
+    if args.command == "apikey":
+        return apikey_command.run(args)
 
     overrides: dict[str, Any] = {}
     if args.host is not None:
         overrides["host"] = args.host
     if args.port is not None:
         overrides["port"] = args.port
+    if args.insecure:
+        overrides["auth"] = "open"
     settings = Settings(**overrides)
+    refusal = open_to_the_network(settings)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     return_big_blocks()
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # aiosqlite logs every statement with its parameters at debug level: every question, answer and
+    # stored value. Never useful, and never what a log should hold.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     if settings.log_level.lower() != "debug":
         # The HTTP clients log every request's whole URL at info, query string (and any key in it)
         # included: only a debugging operator asks for that.
@@ -120,6 +142,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = DrainingServer(config, app, settings)
     server.run()
     return 0 if server.started else 1
+
+
+def open_to_the_network(settings: Settings) -> str | None:
+    """Why the server must not start as configured: listening beyond loopback with no key to guard
+    the management routes (`auto` mode would lock them with no way in but the CLI, and nobody asked
+    for `open`)."""
+    if settings.auth != "auto" or is_loopback(settings.host):
+        return None
+    if asyncio.run(_count_keys(settings)):
+        return None
+    return (
+        f"Refusing to listen on {settings.host} with no API key: anyone who can reach the port could "
+        "change chatflows and read every conversation.\n"
+        "Create a key first:  streamwise apikey create admin\n"
+        "or start anyway, with every management route open:  streamwise start --insecure"
+    )
+
+
+async def _count_keys(settings: Settings) -> int:
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    async with Database.from_url(settings.resolved_database_url) as database:
+        await database.migrate()
+        return await ApiKeyRepository(database).count()
 
 
 if __name__ == "__main__":

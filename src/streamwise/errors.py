@@ -7,6 +7,9 @@
     │   ├── LengthRequired     a multipart body without Content-Length
     │   ├── LimitExceeded      over a documented limit (nodes, edges, history turns, message size)
     │   └── StoreRefusal       a vector store cannot take this: dimension, other embeddings (vectors)
+    ├── Unauthorized           no API key, or not one that opens this route or chatflow
+    ├── Forbidden              a site (Origin) or host name the server does not answer
+    ├── RateLimited            over a rate or concurrent-stream limit; `retry_after` in seconds
     ├── NotFound               no such chatflow (or other record)
     ├── Conflict               a record with that id already exists
     ├── FlowError              the chatflow cannot run as defined; `node_id` names the culprit
@@ -62,6 +65,21 @@ class LengthRequired(BadRequest):
 
 class LimitExceeded(BadRequest):
     pass
+
+
+class Unauthorized(StreamwiseError):
+    def __init__(self, message: str = "Unauthorized: a valid API key is required") -> None:
+        super().__init__(message)
+
+
+class Forbidden(StreamwiseError):
+    pass
+
+
+class RateLimited(StreamwiseError):
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class NotFound(StreamwiseError):

@@ -19,6 +19,7 @@ from typing import Never
 
 from tqdm import tqdm
 
+from streamwise.api.credential_inputs import credential_inputs
 from streamwise.app import node_services
 from streamwise.engine import indexing
 from streamwise.engine.graph import parse_flow_data_off_loop
@@ -28,7 +29,9 @@ from streamwise.errors import StreamwiseError
 from streamwise.nodes.registry import default_registry, node_modules
 from streamwise.settings import Settings
 from streamwise.store import ChatflowRepository, Database
+from streamwise.store.credentials import CredentialRepository
 from streamwise.store.records import RecordRepository
+from streamwise.store.secrets import CredentialCipher
 
 IN_MEMORY_STORES = frozenset({"memoryVectorStore", "fakeVectorStore"})
 
@@ -70,7 +73,11 @@ async def ingest(settings: Settings, chatflow_id: str, paths: list[Path], node_i
             print(f"streamwise ingest: there is no chatflow {chatflow_id}", file=sys.stderr)
             return 2
         graph = await parse_flow_data_off_loop(record.flowData, registry)
-        targets = indexing.plan(graph, registry, files=files, stop_node_id=node_id)
+        credentials = CredentialRepository(
+            database, CredentialCipher.from_settings(settings.secret_key, settings.data_dir)
+        )
+        inject = await credential_inputs(graph, credentials)
+        targets = indexing.plan(graph, registry, files=files, stop_node_id=node_id, inject=inject)
         context = RetrievalContext(chatflow_id)
         records = RecordRepository(database)
         for target in targets:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -121,6 +121,52 @@ class Settings(BaseSettings):
         "`chatbotConfig.allowedOrigins` narrows its own routes further.",
     )
 
+    auth: Literal["auto", "keys", "open"] = Field(
+        "auto",
+        description="Who may use the management routes: `auto` needs an API key once one exists or when "
+        "the server listens beyond loopback; `keys` always; `open` never (a chatflow bound to a key "
+        "still needs it).",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names requests may address the server by (comma-separated, `*.example.com` "
+        "for a domain, `*` for any); empty: the loopback names when listening on loopback, else any.",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or networks (comma-separated, `10.0.0.0/8`) of proxies whose "
+        "`X-Forwarded-For` names the client, for rate limits and logs; empty: trust none.",
+    )
+    rate_limit_max: int = Field(
+        0,
+        ge=0,
+        description="Default requests per window for a chatflow's prediction and upsert routes, per "
+        "API key or client address, when its `apiConfig.rateLimit` sets none; 0 for no default limit.",
+    )
+    rate_limit_seconds: int = Field(60, gt=0, description="The default rate limit's window, in seconds.")
+    rate_limit_storage: str = Field(
+        "memory://",
+        description="Where rate-limit counters live: `memory://` (this process) or a Redis URL "
+        "(`redis://127.0.0.1:6379/0`), shared by every server process.",
+    )
+    max_streams_per_client: int = Field(
+        256,
+        ge=0,
+        description="Most answers one API key (or, without a key, one client address) may have running "
+        "at once; 0 for no limit.",
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Key that encrypts stored credentials (a Fernet key, "
+        "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`); "
+        "default: `secret.key` in the data directory, created on first use.",
+    )
+    model_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts model and embedding nodes may send requests to (their basePath/baseUrl; "
+        "comma-separated, `*.example.com` for a domain); empty: any.",
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
@@ -133,7 +179,9 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("http_tool_allowed_hosts", mode="before")
+    @field_validator(
+        "http_tool_allowed_hosts", "allowed_hosts", "trusted_proxies", "model_allowed_hosts", mode="before"
+    )
     @classmethod
     def _split_hosts(cls, value: object) -> object:
         if isinstance(value, str):

@@ -6,10 +6,15 @@ from tests.support.sse import Frame, parse_frames
 
 
 async def create_flow(
-    client: httpx.AsyncClient, flow_data: str, name: str = "test flow", *, chatflow_id: str | None = None
+    client: httpx.AsyncClient,
+    flow_data: str,
+    name: str = "test flow",
+    *,
+    chatflow_id: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> str:
     record = {"name": name, "flowData": flow_data, **({"id": chatflow_id} if chatflow_id else {})}
-    response = await client.post("/api/v1/chatflows", json=record)
+    response = await client.post("/api/v1/chatflows", json=record, headers=headers or {})
     assert response.status_code == 200, response.text
     created: str = response.json()["id"]
     return created

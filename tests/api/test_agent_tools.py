@@ -230,7 +230,9 @@ async def test_an_mcp_servers_tools_are_the_agents_tools(tmp_path: Path, stub: S
         flow = agent_flow(openai_model(stub.base_url, modelName=name), [tool])
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=30) as client:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://localhost", timeout=30
+            ) as client:
                 chatflow_id = await create_flow(client, flow)
                 frames = await stream(client, chatflow_id, {"question": "40 + 2?"})
     assert check_invariant(frames) == expected_text(2)
@@ -256,6 +258,11 @@ async def test_a_request_cannot_point_a_chatflow_tool_elsewhere(
     agent = await create_flow(
         client, agent_flow(openai_model(stub.base_url, modelName=name), [chatflow_tool(meant)])
     )
+    # Enabled in apiConfig, so that what refuses it is the tool's own protection.
+    enabled = [{"name": "selectedChatflow", "enabled": True}]
+    api_config = {"overrideConfig": {"status": True, "nodes": {"chatflowTool": enabled}}}
+    put = await client.put(f"/api/v1/chatflows/{agent}", json={"apiConfig": json.dumps(api_config)})
+    assert put.status_code == 200, put.text
     body: dict[str, object] = {"question": "q", "overrideConfig": {"selectedChatflow": other}}
     frames = await stream(client, agent, body)
     assert frames[-3].data[0]["toolOutput"] == "meant"

@@ -321,7 +321,7 @@ async def test_a_slow_tool_times_out_as_an_error_result(tmp_path: Path, stub: St
     chat = model(stub, [("slow", "{}")], tokens=2, case="timeout")
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=30) as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost", timeout=30) as client:
             chatflow_id = await create_flow(
                 client, agent_flow(chat, [fake_tool("tool_0", "slow", delayMs=5000)])
             )
@@ -337,7 +337,7 @@ async def test_the_whole_answer_has_a_deadline(tmp_path: Path, stub: StubServer)
     chat = model(stub, *rounds, tokens=2, case="deadline")
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=30) as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost", timeout=30) as client:
             chatflow_id = await create_flow(
                 client, agent_flow(chat, [fake_tool("tool_0", "slow", delayMs=300)])
             )

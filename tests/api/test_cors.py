@@ -105,7 +105,7 @@ async def narrow_client(settings: Settings, services: NodeServices) -> AsyncIter
     app = create_app(settings.model_copy(update={"cors_origins": [SITE]}), services)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://streamwise.test") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
             yield http
 
 
@@ -153,6 +153,6 @@ async def test_other_routes_answer_no_other_site(client: httpx.AsyncClient) -> N
     names = [f["name"] for f in (await client.get("/api/v1/chatflows")).json()]
     assert "planted" not in names and len(names) == 1  # nothing planted, nothing deleted
     # The server's own pages, and clients that send no Origin, are not affected.
-    own = await client.get("/api/v1/chatflows", headers={"Origin": "http://streamwise.test"})
+    own = await client.get("/api/v1/chatflows", headers={"Origin": "http://localhost"})
     assert own.status_code == 200
     assert (await client.get("/api/v1/chatflows")).status_code == 200

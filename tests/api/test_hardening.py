@@ -250,7 +250,7 @@ async def test_memory_sends_at_most_the_history_limit(settings: Settings, servic
     app = create_app(settings.model_copy(update={"max_history_turns": 4}), services)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=30) as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost", timeout=30) as http:
             chatflow_id = await create_flow(http, fake_flow(memory="bufferMemory", tokens=["a"], probe="mem"))
             for number in range(5):
                 body = {"question": f"q{number}", "chatId": "c"}

@@ -97,7 +97,8 @@ def test_a_body_shorter_than_its_content_length_gets_408_and_the_connection_is_c
 ) -> None:
     chatflow_id = server.create_flow(fake_flow(tokens=["ok"]))
     head = (
-        f"POST {path.format(id=chatflow_id)} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        f"POST {path.format(id=chatflow_id)} HTTP/1.1\r\nHost: localhost\r\n"
+        "Content-Type: application/json\r\n"
         "Content-Length: 100\r\n\r\n"
     ).encode()
     started = time.monotonic()
@@ -113,7 +114,8 @@ def test_a_trickling_body_gets_408(server: LiveServer) -> None:
     chatflow_id = server.create_flow(fake_flow(tokens=["ok"]))
     body = json.dumps({"question": "q" * 40}).encode()
     head = (
-        f"POST /api/v1/prediction/{chatflow_id} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        f"POST /api/v1/prediction/{chatflow_id} HTTP/1.1\r\nHost: localhost\r\n"
+        "Content-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
     with raw_request(server, head) as connection:
@@ -200,7 +202,8 @@ def test_a_client_that_stops_reading_is_cut_off_while_the_run_finishes_and_is_st
     chatflow_id = server.create_flow(fake_flow(tokenCount=tokens))
     body = json.dumps({"question": "q", "streaming": True, "chatId": "deaf"}).encode()
     head = (
-        f"POST /api/v1/prediction/{chatflow_id} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        f"POST /api/v1/prediction/{chatflow_id} HTTP/1.1\r\nHost: localhost\r\n"
+        "Content-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode()
     connection = socket.socket()

@@ -26,7 +26,9 @@ async def test_conversation_on_postgresql(settings: Settings, services: NodeServ
         async with app.router.lifespan_context(app):
             assert app.state.streamwise.database.dialect == "postgresql"
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://pg", timeout=30) as client:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://localhost", timeout=30
+            ) as client:
                 chatflow_id = await create_flow(client, fake_flow(memory="bufferMemory", echo=True))
                 await stream(client, chatflow_id, {"question": "I am Ada.", "chatId": "pg"})
                 text = check_invariant(

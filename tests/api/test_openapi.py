@@ -12,6 +12,7 @@ by hypothesis directly.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,6 +52,7 @@ FLOW = rag_flow(
 )
 REF_PREFIX = "#/components/schemas/"
 MAX_EXAMPLES = 40
+KEYED_EXAMPLES = 15  # per keyed run (two of them): the same paths, behind the key check
 # Predictions read three encodings, and have the most fields: they get more.
 MORE_EXAMPLES = {"POST /api/v1/prediction/{chatflow_id}": 80}
 RUNS = [
@@ -133,6 +135,10 @@ def test_request_bodies_are_described(spec: dict[str, Any]) -> None:
         ("post", "/api/v1/feedback"): ["application/json"],
         ("post", "/api/v1/feedback/{chatflow_id}"): ["application/json"],
         ("put", "/api/v1/feedback/{feedback_id}"): ["application/json"],
+        ("post", "/api/v1/apikey"): ["application/json"],
+        ("put", "/api/v1/apikey/{key_id}"): ["application/json"],
+        ("post", "/api/v1/credentials"): ["application/json"],
+        ("put", "/api/v1/credentials/{credential_id}"): ["application/json"],
     }
 
 
@@ -148,9 +154,28 @@ def test_errors_are_flowise_bodies_with_statuses_the_server_sends(spec: dict[str
                     "application/json": {"schema": {"$ref": REF_PREFIX + "ErrorBody"}}
                 }
     prediction = spec["paths"]["/api/v1/prediction/{chatflow_id}"]["post"]["responses"]
-    assert set(prediction) == {"200", "400", "404", "408", "411", "413", "429", "502", "503", "504"}
+    assert set(prediction) == {
+        "200",
+        "400",
+        "401",
+        "403",
+        "404",
+        "408",
+        "411",
+        "413",
+        "429",
+        "502",
+        "503",
+        "504",
+    }
     assert set(prediction["200"]["content"]) == {"application/json", "text/event-stream"}
-    assert set(spec["paths"]["/api/v1/chatflows/{chatflow_id}"]["get"]["responses"]) == {"200", "404"}
+    assert set(spec["paths"]["/api/v1/chatflows/{chatflow_id}"]["get"]["responses"]) == {
+        "200",
+        "401",
+        "403",
+        "404",
+    }
+    assert "401" not in spec["paths"]["/api/v1/ping"]["get"]["responses"]
 
 
 def test_the_documented_values_are_the_ones_the_readers_take(spec: dict[str, Any]) -> None:
@@ -184,6 +209,8 @@ def test_limits_follow_the_settings(tmp_path: Path) -> None:
 class Api:
     server: LiveServer
     schema: BaseSchema
+    admin: dict[str, str]  # what seeding sends: the key, in keyed mode
+    headers: dict[str, str]  # what every generated request sends
 
     @property
     def base_url(self) -> str:
@@ -196,28 +223,59 @@ class Api:
 
     def ensure_seeded(self) -> None:
         """The chatflow the requests name exists and has messages (DELETE examples remove them)."""
-        listed = httpx.get(f"{self.base_url}/api/v1/chatmessage/{SEEDED_ID}", timeout=10)
+        listed = httpx.get(f"{self.base_url}/api/v1/chatmessage/{SEEDED_ID}", headers=self.admin, timeout=10)
         if listed.status_code == 404:
             body = {"id": SEEDED_ID, "name": "openapi", "flowData": FLOW}
-            created = httpx.post(f"{self.base_url}/api/v1/chatflows", json=body, timeout=10)
+            created = httpx.post(
+                f"{self.base_url}/api/v1/chatflows", json=body, headers=self.admin, timeout=10
+            )
             assert created.status_code == 200, created.text
         if listed.status_code == 404 or listed.json() == []:
             question = {"question": "Hello?", "chatId": "openapi-chat"}
-            answered = httpx.post(f"{self.base_url}/api/v1/prediction/{SEEDED_ID}", json=question, timeout=10)
+            answered = httpx.post(
+                f"{self.base_url}/api/v1/prediction/{SEEDED_ID}",
+                json=question,
+                headers=self.admin,
+                timeout=10,
+            )
             assert answered.status_code == 200, answered.text
+
+
+# Open (no key needed; a key that schemathesis creates does not close it), and keyed, with the key
+# and without it: every answer still keeps to the document (401s included), never a 5xx.
+MODES = ["open", "keyed", "keyed-no-key"]
+
+
+def _start(tmp_path_factory: pytest.TempPathFactory, mode: str) -> Iterator[Api]:
+    # Small limits, so that requests just over them (negative data) stay small and quick.
+    settings = _settings(tmp_path_factory.mktemp("schemathesis")).model_copy(
+        update={
+            "max_message_chars": 1000,
+            "max_history_turns": 10,
+            "auth": "open" if mode == "open" else "keys",
+        }
+    )
+    with live_server(settings, NodeServices(env={})) as running:
+        schema = schemathesis.openapi.from_url(f"{running.base_url}/openapi.json", timeout=10)
+        admin: dict[str, str] = {}
+        if mode != "open":
+            created = asyncio.run_coroutine_threadsafe(
+                running.state.keys.create("schemathesis"), running.loop
+            )
+            admin = {"Authorization": f"Bearer {created.result(30).key}"}
+        api = Api(running, schema, admin, admin if mode == "keyed" else {})
+        api.ensure_seeded()
+        yield api
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    # Small limits, so that requests just over them (negative data) stay small and quick.
-    settings = _settings(tmp_path_factory.mktemp("schemathesis")).model_copy(
-        update={"max_message_chars": 1000, "max_history_turns": 10}
-    )
-    with live_server(settings, NodeServices(env={})) as running:
-        schema = schemathesis.openapi.from_url(f"{running.base_url}/openapi.json", timeout=10)
-        api = Api(running, schema)
-        api.ensure_seeded()
-        yield api
+    yield from _start(tmp_path_factory, "open")
+
+
+@pytest.fixture(scope="module", params=MODES[1:])
+def keyed_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    yield from _start(tmp_path_factory, request.param)
 
 
 def test_the_server_serves_the_document(api: Api) -> None:
@@ -230,6 +288,9 @@ def _runnable(case: AnyCase) -> AnyCase:
     """A schema can say that flowData is a graph, not that it runs: valid requests get one that does."""
     if isinstance(case.body, dict) and "flowData" in case.body:
         case.body["flowData"] = FLOW
+    # Nor that `apikeyid` names a key that exists (any other is a 400): valid requests bind none.
+    if isinstance(case.body, dict) and case.body.get("apikeyid"):
+        case.body["apikeyid"] = None
     return case
 
 
@@ -257,6 +318,17 @@ def _strategy(operation: Operation, mode: GenerationMode) -> st.SearchStrategy[A
 
 @pytest.mark.parametrize(("label", "mode"), RUNS)
 def test_the_server_keeps_to_the_document(api: Api, label: str, mode: GenerationMode) -> None:
+    _keeps_to_the_document(api, label, mode, MORE_EXAMPLES.get(label, MAX_EXAMPLES))
+
+
+@pytest.mark.parametrize(("label", "mode"), RUNS)
+def test_the_server_keeps_to_the_document_in_keyed_mode(
+    keyed_api: Api, label: str, mode: GenerationMode
+) -> None:
+    _keeps_to_the_document(keyed_api, label, mode, KEYED_EXAMPLES)
+
+
+def _keeps_to_the_document(api: Api, label: str, mode: GenerationMode, examples: int) -> None:
     operation = api.operation(label)
     # A schema cannot say which file names a chatflow's loaders take: for an upload of a kind none of
     # them reads (schemathesis names every file after its field, "files"), a 400 naming the file is
@@ -264,7 +336,7 @@ def test_the_server_keeps_to_the_document(api: Api, label: str, mode: Generation
     uploads = mode.is_positive and label == "POST /api/v1/vector/upsert/{chatflow_id}"
 
     @settings(
-        max_examples=MORE_EXAMPLES.get(label, MAX_EXAMPLES),
+        max_examples=examples,
         deadline=None,
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
@@ -273,10 +345,13 @@ def test_the_server_keeps_to_the_document(api: Api, label: str, mode: Generation
     def check(case: AnyCase) -> None:
         api.ensure_seeded()
         if not uploads:
-            case.call_and_validate(timeout=10)  # every check schemathesis has for a response
+            case.call_and_validate(timeout=10, headers=api.headers)  # every check schemathesis has
             return
-        response = case.call_and_validate(timeout=10, excluded_checks=[positive_data_acceptance])
-        assert response.status_code in (200, 404, 400), response.text  # 404: any id, now and then
+        response = case.call_and_validate(
+            timeout=10, headers=api.headers, excluded_checks=[positive_data_acceptance]
+        )
+        # 404: any id, now and then; 401: keyed mode without the key.
+        assert response.status_code in (200, 404, 400, 401), response.text
         if response.status_code == 400:
             assert response.json()["message"].startswith("File "), response.text
 

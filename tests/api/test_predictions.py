@@ -89,6 +89,10 @@ async def test_streaming_check_is_true_for_a_streaming_model(client: httpx.Async
 
 async def test_override_config_reaches_node_inputs(client: httpx.AsyncClient) -> None:
     chatflow_id = await create_flow(client, fake_flow(echo=True))
+    enabled = [{"name": "systemMessagePrompt", "enabled": True}]
+    api_config = {"overrideConfig": {"status": True, "nodes": {"conversationChain": enabled}}}
+    put = await client.put(f"/api/v1/chatflows/{chatflow_id}", json={"apiConfig": json.dumps(api_config)})
+    assert put.status_code == 200, put.text
     response = await client.post(
         f"/api/v1/prediction/{chatflow_id}",
         json={"question": "q", "overrideConfig": {"systemMessagePrompt": "Be a pirate."}},
@@ -203,7 +207,7 @@ async def test_a_silent_stream_gets_heartbeat_comments(settings: Settings, servi
     app = create_app(settings.model_copy(update={"heartbeat_seconds": 0.05}), services)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t", timeout=30) as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost", timeout=30) as http:
             chatflow_id = await create_flow(http, fake_flow(tokens=["slow", " answer"], delayMs=300))
             response = await http.post(
                 f"/api/v1/prediction/{chatflow_id}", json={"question": "q", "streaming": True}

@@ -49,7 +49,7 @@ async def test_a_failing_request_leaves_a_line(
 
     monkeypatch.setattr(state.chatflows, "list", broken)
     transport = httpx.ASGITransport(app=client._transport.app, raise_app_exceptions=False)  # type: ignore[attr-defined]
-    async with httpx.AsyncClient(transport=transport, base_url="http://streamwise.test") as http:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
         response = await http.get("/api/v1/chatflows")
     assert response.status_code == 500
     assert [line for line in _lines(caplog) if line.startswith("GET /api/v1/chatflows 500 ")]

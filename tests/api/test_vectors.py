@@ -28,6 +28,14 @@ async def upsert(client: httpx.AsyncClient, chatflow_id: str, **body: Any) -> ht
     return await client.post(f"/api/v1/vector/upsert/{chatflow_id}", json=body)
 
 
+async def enable_texts_override(client: httpx.AsyncClient, chatflow_id: str) -> None:
+    """Let requests override the loader's `texts`, as a chatflow's apiConfig does in Flowise 2.x+."""
+    enabled = [{"name": "texts", "enabled": True}]
+    api_config = {"overrideConfig": {"status": True, "nodes": {"fakeTextLoader": enabled}}}
+    put = await client.put(f"/api/v1/chatflows/{chatflow_id}", json={"apiConfig": json.dumps(api_config)})
+    assert put.status_code == 200, put.text
+
+
 def stored(app: FastAPI, chatflow_id: str) -> list[str]:
     store = store_for(app.state.streamwise.registry.services, chatflow_id, "vectorStore_0")
     return sorted(document.page_content for document, _ in store.entries.values())
@@ -58,6 +66,7 @@ async def test_an_upsert_answers_as_flowise_and_a_second_one_adds_nothing(
 
 async def test_loader_inputs_come_from_override_config(client: httpx.AsyncClient, app: FastAPI) -> None:
     chatflow_id = await create_flow(client, rag_flow(fake_model(), texts=[]))
+    await enable_texts_override(client, chatflow_id)
     answer = await upsert(client, chatflow_id, overrideConfig={"texts": json.dumps(["Given at upsert."])})
     assert answer.json()["numAdded"] == 1
     assert stored(app, chatflow_id) == ["Given at upsert."]
@@ -122,6 +131,7 @@ async def test_cleanup_modes_decide_what_a_changed_source_deletes(
     ):
         flow = with_record_manager(rag_flow(fake_model(), texts=["old first", "old second"]), cleanup)
         chatflow_id = await create_flow(client, flow)
+        await enable_texts_override(client, chatflow_id)
         assert (await upsert(client, chatflow_id)).json()["numAdded"] == 2
         second = await upsert(client, chatflow_id, overrideConfig={"texts": json.dumps(["new second"])})
         assert (second.json()["numAdded"], second.json()["numDeleted"]) == (1, deleted), cleanup

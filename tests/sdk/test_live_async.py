@@ -80,6 +80,8 @@ async def test_chatflow_crud_and_upsert(client: AsyncClient) -> None:
     assert (await client.update_chatflow(created.id, name="renamed")).name == "renamed"
     result = await client.upsert(created.id, [("extra.fake", b"Rome is in Italy.\n")])
     assert result.num_added == 1 and result.added_docs[0].metadata == {"source": "extra.fake", "line": 1}
+    texts_enabled = {"status": True, "nodes": {"fakeTextLoader": [{"name": "texts", "enabled": True}]}}
+    await client.update_chatflow(created.id, api_config=json.dumps({"overrideConfig": texts_enabled}))
     loaded = await client.upsert(created.id, override_config={"texts": json.dumps(TEXTS)})
     assert loaded.num_added == 2
     async with client.stream(created.id, "France?") as stream:

@@ -21,10 +21,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 @contextmanager
 def started(
-    data_dir: Path, port: int, env: Mapping[str, str] | None = None
+    data_dir: Path, port: int, env: Mapping[str, str] | None = None, *, log: Path | None = None
 ) -> Iterator[subprocess.Popen[str]]:
     """Start the server on 127.0.0.1:`port` and wait (up to 30 s) until it answers ping. On leaving,
-    a server still running is sent SIGTERM, then SIGKILL if it does not stop, by its own pid."""
+    a server still running is sent SIGTERM, then SIGKILL if it does not stop, by its own pid.
+
+    Its output goes to a pipe (`read_output`), or to the file `log` for a chatty server (debug level),
+    which would fill a pipe nobody reads and stall."""
     environment = {
         **os.environ,
         "STREAMWISE_DATA_DIR": str(data_dir),
@@ -39,10 +42,11 @@ def started(
     }
     if not env or "STREAMWISE_DATABASE_URL" not in env:
         environment.pop("STREAMWISE_DATABASE_URL", None)
+    output = log.open("w") if log is not None else None
     process = subprocess.Popen(
         [sys.executable, "-m", "streamwise", "start", "--host", "127.0.0.1", "--port", str(port)],
         env=environment,
-        stdout=subprocess.PIPE,
+        stdout=output or subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -57,6 +61,8 @@ def started(
         yield process
     finally:
         stop_child(process)
+        if output is not None:
+            output.close()
 
 
 def _read(process: subprocess.Popen[str]) -> str:

@@ -18,6 +18,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from streamwise.api.access import Access, guard
+from streamwise.api.cors import refuse_origin
 from streamwise.api.state import State
 from streamwise.chat_page import STATIC_DIR
 from streamwise.wire.errors import error_body
@@ -89,6 +91,25 @@ def chatbot_config(raw: str | None) -> dict[str, Any]:
     return parsed if isinstance(parsed, dict) else {}
 
 
+_CSP_ORIGIN = re.compile(
+    r"https?://[A-Za-z0-9.\-]+(?::[0-9]{1,5})?|https?://\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?"
+)
+
+
+def frame_ancestors(config: dict[str, Any], server_origins: list[str]) -> str:
+    """Which sites may show the page in a frame: the chatflow's `allowedOrigins` when it lists some,
+    else the server's `STREAMWISE_CORS_ORIGINS` (`*`: any). Entries that are not plain origins are
+    dropped, so stored text can never add a directive to the policy."""
+    allowed = config.get("allowedOrigins")
+    if isinstance(allowed, list) and allowed and allowed[0] != "":
+        sites = [site.rstrip("/") for site in allowed if isinstance(site, str)]
+    elif "*" in server_origins:
+        return "*"
+    else:
+        sites = list(server_origins)
+    return " ".join(["'self'", *(site for site in sites if _CSP_ORIGIN.fullmatch(site))])
+
+
 def render_page(chatflow_id: str, name: str, config: dict[str, Any]) -> str:
     title = config.get("title")
     page_title = title if isinstance(title, str) and title.strip() else name
@@ -117,20 +138,32 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in accept
 
 
-@router.get("/chatbot/{chatflow_id}", response_class=HTMLResponse, include_in_schema=False)
+@router.get(
+    "/chatbot/{chatflow_id}",
+    response_class=HTMLResponse,
+    include_in_schema=False,
+    dependencies=[guard(Access.FLOW, "chatflow_id")],
+)
 async def chat_page(chatflow_id: str, request: Request, state: State) -> Response:
     record = await state.chatflows.get(chatflow_id)
     headers = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
+    if record is not None:
+        refused = refuse_origin(request, record)  # a script on a refused site fetching the page
+        if refused is not None:
+            return refused
+        config = chatbot_config(record.chatbotConfig)
+        ancestors = frame_ancestors(config, state.settings.cors_origins)
+        headers["Content-Security-Policy"] = f"{CONTENT_SECURITY_POLICY}; frame-ancestors {ancestors}"
     if record is None:
         message = f"Chatflow {chatflow_id} not found"
         if _wants_html(request):
             return HTMLResponse(_not_found_page(chatflow_id), status_code=404, headers=headers)
         return JSONResponse(error_body(404, message), status_code=404, headers=headers)
-    page = render_page(record.id, record.name, chatbot_config(record.chatbotConfig))
+    page = render_page(record.id, record.name, config)
     return HTMLResponse(page, headers=headers)
 
 
-@router.get(ASSET_PREFIX + "/{name}", include_in_schema=False)
+@router.get(ASSET_PREFIX + "/{name}", include_in_schema=False, dependencies=[guard(Access.OPEN)])
 async def chat_asset(name: str, request: Request) -> Response:
     if name not in ASSET_NAMES:
         return JSONResponse(error_body(404, f"No asset {name}"), status_code=404)

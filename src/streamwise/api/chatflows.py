@@ -13,12 +13,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from streamwise import jsontext
+from streamwise.api.access import Access, guard
 from streamwise.api.body import read_json_object
 from streamwise.api.flows import check_runnable
 from streamwise.api.state import AppState, State
 from streamwise.errors import BadRequest, Conflict, NotFound
 
-router = APIRouter(prefix="/api/v1/chatflows")
+router = APIRouter(prefix="/api/v1/chatflows", dependencies=[guard(Access.MANAGE)])
 
 # Letters, digits, '-' and '_', starting with a letter or digit; 36 characters at most (a UUID fits).
 CHATFLOW_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,35}")
@@ -43,6 +44,8 @@ async def _checked_fields(body: dict[str, Any], state: AppState, *, creating: bo
             if value is not None and not isinstance(value, str):
                 raise BadRequest(f"Field '{key}' must be a string")
             fields[key] = value
+    if "apikeyid" in fields:
+        fields["apikeyid"] = await _bound_key(state, fields["apikeyid"])
     if isinstance(fields.get("name"), str) and len(fields["name"]) > MAX_NAME_CHARS:
         raise BadRequest(f"Field 'name' is longer than {MAX_NAME_CHARS} characters")
     if "name" in fields and fields["name"] is None:
@@ -69,6 +72,16 @@ async def _checked_fields(body: dict[str, Any], state: AppState, *, creating: bo
         await check_runnable(state, flow_data)  # FlowError → 400 naming the node
         fields["flowData"] = flow_data
     return fields
+
+
+async def _bound_key(state: AppState, key_id: str | None) -> str | None:
+    """The key a chatflow is bound to: an existing key's id, or None ("" unbinds, as in Flowise's UI).
+    A mistyped id would lock the chatflow with no key that opens it, so it is refused."""
+    if not key_id:
+        return None
+    if await state.keys.repository.get(key_id) is None:
+        raise BadRequest(f"Field 'apikeyid': there is no API key {key_id}")
+    return key_id
 
 
 def _json_text(value: Any, key: str) -> str | None:

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.convertors import Convertor, register_url_convertor
 
+from streamwise.api.access import Access, guard
 from streamwise.api.cors import refuse_origin
 from streamwise.api.state import AppState, State
 from streamwise.errors import BadRequest, NotFound
@@ -16,6 +17,7 @@ from streamwise.errors import BadRequest, NotFound
 router = APIRouter(prefix="/api/v1/chatmessage")
 
 CHAT_TYPES = ("EXTERNAL", "INTERNAL")
+_HISTORY = [guard(Access.MANAGE_FLOW, "chatflow_id")]
 
 
 def _chat_types(raw: str | None) -> list[str] | None:
@@ -71,7 +73,7 @@ class MessageFilters:
 Filters = Annotated[MessageFilters, Depends()]
 
 
-@router.get("/{chatflow_id}")
+@router.get("/{chatflow_id}", dependencies=_HISTORY)
 async def list_messages(
     chatflow_id: str, state: State, filters: Filters, order: str | None = None
 ) -> list[dict[str, Any]]:
@@ -83,7 +85,7 @@ async def list_messages(
     return [record.to_json() for record in records]
 
 
-@router.delete("/{chatflow_id}")
+@router.delete("/{chatflow_id}", dependencies=_HISTORY)
 async def delete_messages(chatflow_id: str, state: State, filters: Filters) -> dict[str, Any]:
     await _require_chatflow(state, chatflow_id)
     try:
@@ -109,7 +111,7 @@ register_url_convertor("anytext", _AnyText())
 
 
 # A chat id may hold a "/" or a newline (ids come from clients), and every chat must be abortable.
-@router.put("/abort/{chatflow_id}/{chat_id:anytext}")
+@router.put("/abort/{chatflow_id}/{chat_id:anytext}", dependencies=[guard(Access.FLOW, "chatflow_id")])
 async def abort(chatflow_id: str, chat_id: str, request: Request, state: State) -> Any:
     if request.headers.get("origin"):  # only a browser's request can be from a refused site
         record = await state.chatflows.get(chatflow_id)

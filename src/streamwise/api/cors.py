@@ -69,9 +69,11 @@ class BrowserPolicy:
             return
         headers = dict(scope["headers"])
         origin = headers.get(b"origin")
-        if origin is not None and not same_site(
+        cross_site = origin is not None and not same_site(
             origin.decode("latin-1"), headers.get(b"host", b"").decode("latin-1")
-        ):
+        )
+        # A browser names the relation even where it sends no Origin (a GET from a link or an image).
+        if cross_site or headers.get(b"sec-fetch-site") == b"cross-site":
             await error_response(403, CROSS_SITE_REFUSAL)(scope, receive, send)
             return
         await self.app(scope, receive, send)

@@ -21,6 +21,7 @@ from streamwise.errors import (
     BodyTooLarge,
     Conflict,
     FlowError,
+    Forbidden,
     InternalError,
     LengthRequired,
     LimitExceeded,
@@ -28,9 +29,11 @@ from streamwise.errors import (
     ModelRateLimited,
     ModelTimeout,
     NotFound,
+    RateLimited,
     ShuttingDown,
     StorageError,
     StreamwiseError,
+    Unauthorized,
 )
 from streamwise.wire.errors import error_body
 
@@ -42,6 +45,9 @@ STATUS: dict[type[StreamwiseError], int] = {
     BodyTimeout: 408,
     LengthRequired: 411,
     LimitExceeded: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    RateLimited: 429,
     NotFound: 404,
     Conflict: 409,
     FlowError: 400,
@@ -73,7 +79,17 @@ def response_for(error: StreamwiseError) -> JSONResponse:
         headers["Connection"] = "close"  # the rest of that body may never come
     if isinstance(error, ModelRateLimited) and error.retry_after:
         headers["Retry-After"] = error.retry_after
-    return error_response(status_of(error), error.message, headers or None)
+    if isinstance(error, RateLimited) and error.retry_after:
+        headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, Unauthorized):
+        # Basic first, in a header of its own: a browser then asks for the key (as the password),
+        # e.g. on a bound chat page. Chromium ignores a Basic challenge that follows another in the
+        # same header line.
+        headers["WWW-Authenticate"] = 'Basic realm="Streamwise"'
+    response = error_response(status_of(error), error.message, headers or None)
+    if isinstance(error, Unauthorized):
+        response.headers.append("WWW-Authenticate", "Bearer")
+    return response
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from streamwise.api.access import Access, authorize_flow, guard
 from streamwise.api.body import read_fields
 from streamwise.api.cors import chatbot_config, refuse_origin
 from streamwise.api.state import AppState, State
@@ -28,6 +29,8 @@ router = APIRouter(prefix="/api/v1/feedback")
 
 MAX_CONTENT_CHARS = 10_000
 _EDITABLE = ("rating", "content")
+# The chatflow is the one of the message the body names: the handlers check its key themselves.
+_BY_BODY = [guard(Access.FLOW)]
 
 
 def feedback_enabled(record: ChatflowRecord) -> bool:
@@ -72,8 +75,8 @@ async def _body(request: Request, state: AppState) -> dict[str, Any]:
     return dict(fields)
 
 
-@router.post("", response_model=None)
-@router.post("/{chatflow_id}", response_model=None)
+@router.post("", response_model=None, dependencies=_BY_BODY)
+@router.post("/{chatflow_id}", response_model=None, dependencies=_BY_BODY)
 async def add_feedback(request: Request, state: State, chatflow_id: str | None = None) -> Response:
     fields = await _body(request, state)
     message_id = _text(fields, "messageId")
@@ -94,6 +97,7 @@ async def add_feedback(request: Request, state: State, chatflow_id: str | None =
             f"Inconsistent chatflow ID: message {message_id} does not belong to chatflow {named_chatflow}"
         )
     record = await _chatflow(state, message.chatflowid)
+    await authorize_flow(request, state, record)
     refused = refuse_origin(request, record)
     if refused is not None:
         return refused
@@ -112,7 +116,7 @@ async def add_feedback(request: Request, state: State, chatflow_id: str | None =
     return JSONResponse(added.to_json())
 
 
-@router.get("/{chatflow_id}")
+@router.get("/{chatflow_id}", dependencies=[guard(Access.MANAGE_FLOW, "chatflow_id")])
 async def list_feedback(
     chatflow_id: str,
     request: Request,
@@ -144,7 +148,7 @@ async def list_feedback(
     return [item.to_json() for item in found]
 
 
-@router.put("/{feedback_id}", response_model=None)
+@router.put("/{feedback_id}", response_model=None, dependencies=_BY_BODY)
 async def change_feedback(feedback_id: str, request: Request, state: State) -> Response:
     fields = await _body(request, state)
     repository = FeedbackRepository(state.database)
@@ -165,6 +169,7 @@ async def change_feedback(feedback_id: str, request: Request, state: State) -> R
         changes["content"] = _text(fields, "content", limit=MAX_CONTENT_CHARS)
     record = await state.chatflows.get(existing.chatflowid)
     if record is not None:
+        await authorize_flow(request, state, record)
         refused = refuse_origin(request, record)
         if refused is not None:
             return refused

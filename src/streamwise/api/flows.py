@@ -8,13 +8,16 @@ every node built, so a graph that cannot run never becomes a row.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping
 from typing import Any
 
 from streamwise import jsontext
+from streamwise.api.credential_inputs import credential_inputs
 from streamwise.api.state import AppState
 from streamwise.engine.build import build_answerer
 from streamwise.engine.graph import FlowGraph, parse_flow_data_off_loop
+from streamwise.engine.overrides import OverridePolicy
 from streamwise.engine.ports import Answerer
 from streamwise.errors import NotFound
 from streamwise.store import CachedChatflow
@@ -23,10 +26,11 @@ from streamwise.store import CachedChatflow
 async def check_runnable(state: AppState, flow_data: str) -> FlowGraph:
     """Parse, validate and build every node once; raises the error a prediction would meet."""
     graph = await parse_flow_data_off_loop(flow_data, state.registry, state.graph_limits)
+    inject = await credential_inputs(graph, state.credentials)
     if len(flow_data) > jsontext.OFFLOAD_BYTES:
-        await asyncio.to_thread(build_answerer, graph, state.registry)
+        await asyncio.to_thread(functools.partial(build_answerer, graph, state.registry, inject=inject))
     else:
-        build_answerer(graph, state.registry)
+        build_answerer(graph, state.registry, inject=inject)
     return graph
 
 
@@ -41,4 +45,6 @@ async def load_answerer(
     state: AppState, chatflow_id: str, override: Mapping[str, Any] | None = None
 ) -> Answerer:
     chatflow = await load_chatflow(state, chatflow_id)
-    return build_answerer(chatflow.prepared, state.registry, override)
+    policy = OverridePolicy.from_api_config(chatflow.record.apiConfig)
+    inject = await credential_inputs(chatflow.prepared, state.credentials)
+    return build_answerer(chatflow.prepared, state.registry, override, policy=policy, inject=inject)

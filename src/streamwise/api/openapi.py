@@ -9,6 +9,7 @@ that into FastAPI's document, with the models of `streamwise.api.schemas` as its
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,8 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from streamwise.api import schemas
+from streamwise.api import apikey_schemas, credential_schemas, schemas
+from streamwise.api.access import Access, access_of, api_routes
 from streamwise.settings import Settings
 from streamwise.wire.requests import RequestLimits
 
@@ -30,12 +32,15 @@ REF = "#/components/schemas/{model}"
 
 ERRORS: dict[int, str] = {
     400: "The request cannot be used as sent; the message names the field (or the chatflow's node).",
-    404: "No such chatflow.",
+    401: "No valid API key, or not the key the chatflow is bound to (see docs/security.md).",
+    403: "A browser request from a site this route or chatflow does not answer.",
+    404: "No such chatflow (or other record the path names).",
     408: "The body did not arrive within STREAMWISE_BODY_TIMEOUT_SECONDS; the connection is closed.",
-    409: "A chatflow with that id already exists.",
+    409: "A record with that id already exists.",
     411: "A multipart body without Content-Length.",
     413: "The body is larger than STREAMWISE_MAX_BODY_BYTES.",
-    429: "The model is rate limited; its Retry-After is passed on.",
+    429: "Over the chatflow's rate limit, too many answers running for this client, or the model is "
+    "rate limited; Retry-After says when to try again.",
     502: "The model failed while answering.",
     503: "The server is shutting down, or the answer could not be stored.",
     504: "The model did not answer within its deadline.",
@@ -44,11 +49,13 @@ _PATH_PARAMETERS = {
     "chatflow_id": "The chatflow's id.",
     "chat_id": "The chat (its chatId) whose running predictions to stop; any text, '/' included.",
     "feedback_id": "The feedback's id.",
+    "credential_id": "The credential's id.",
+    "key_id": "The API key's id.",
 }
 _HEADERS: dict[int, dict[str, Any]] = {
     429: {
         "Retry-After": {
-            "description": "The model's own Retry-After, when it sent one.",
+            "description": "Seconds until a retry may pass (the model's own, when it sent one).",
             "schema": {"type": "string"},
         }
     },
@@ -124,7 +131,43 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("put", "/api/v1/feedback/{feedback_id}"): Operation(
         schemas.FeedbackUpdated, errors=(*_BODY_ERRORS, 404), bodies={JSON: schemas.FeedbackChanges}
     ),
+    ("get", "/api/v1/apikey"): Operation(apikey_schemas.ApiKeyEntry, many=True),
+    ("post", "/api/v1/apikey"): Operation(
+        apikey_schemas.ApiKeyEntry, many=True, errors=_BODY_ERRORS, bodies={JSON: apikey_schemas.ApiKeyName}
+    ),
+    ("put", "/api/v1/apikey/{key_id}"): Operation(
+        apikey_schemas.ApiKeyEntry,
+        many=True,
+        errors=(*_BODY_ERRORS, 404),
+        bodies={JSON: apikey_schemas.ApiKeyName},
+    ),
+    ("delete", "/api/v1/apikey/{key_id}"): Operation(apikey_schemas.ApiKeyEntry, many=True, errors=(404,)),
+    ("post", "/api/v1/credentials"): Operation(
+        credential_schemas.Credential,
+        errors=(*_BODY_ERRORS, 409),
+        bodies={JSON: credential_schemas.CredentialCreate},
+    ),
+    ("get", "/api/v1/credentials"): Operation(
+        credential_schemas.Credential, many=True, query=credential_schemas.CredentialQuery
+    ),
+    ("get", "/api/v1/credentials/{credential_id}"): Operation(credential_schemas.Credential, errors=(404,)),
+    ("put", "/api/v1/credentials/{credential_id}"): Operation(
+        credential_schemas.Credential,
+        errors=(*_BODY_ERRORS, 404, 409),
+        bodies={JSON: credential_schemas.CredentialChanges},
+    ),
+    ("delete", "/api/v1/credentials/{credential_id}"): Operation(schemas.Deleted, errors=(404,)),
 }
+
+# The statuses an access level adds to every route of that level (`streamwise.api.access`); a
+# chatflow's allowed origins add a 403 where a browser's Origin is checked.
+_ACCESS_ERRORS: dict[Access, tuple[int, ...]] = {
+    Access.OPEN: (),
+    Access.FLOW: (401, 403),
+    Access.MANAGE: (401, 403),
+    Access.MANAGE_FLOW: (401, 403),
+}
+BEARER = "apiKey"
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -151,12 +194,34 @@ def document(app: FastAPI, limits: RequestLimits | None = None) -> dict[str, Any
     for name in ("HTTPValidationError", "ValidationError"):  # only the 422s used them
         components.pop(name, None)
     components.update(_component_schemas(limits or RequestLimits()))
+    spec["components"]["securitySchemes"] = {
+        BEARER: {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key (`streamwise apikey create`); see docs/security.md for which "
+            "routes need one.",
+        }
+    }
+    levels = {
+        (method.lower(), route.path_format): guard
+        for route in api_routes(app)
+        if (guard := access_of(route)) is not None
+        for method in route.methods or ()
+    }
     for path, methods in spec["paths"].items():
         for method, operation in methods.items():
             operation["responses"].pop("422", None)
             described = OPERATIONS.get((method, path))
+            guard = levels.get((method, path))
             if described is not None:
+                if guard is not None:
+                    extra = _ACCESS_ERRORS[guard.level] + ((429,) if guard.limited else ())
+                    described = dataclasses.replace(
+                        described, errors=tuple(sorted(set(described.errors) | set(extra)))
+                    )
                 _describe(operation, described)
+            if guard is not None and guard.level is not Access.OPEN:
+                operation["security"] = [{BEARER: []}, {}]  # a key, or none where none is needed
     return spec
 
 

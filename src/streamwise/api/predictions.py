@@ -10,22 +10,28 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from streamwise.api.access import Access, guard
 from streamwise.api.body import read_fields
 from streamwise.api.cors import refuse_origin
+from streamwise.api.credential_inputs import credential_inputs
 from streamwise.api.errors import response_for
 from streamwise.api.flows import load_chatflow
 from streamwise.api.request_log import note_run
 from streamwise.api.sse import RunEventStream
-from streamwise.api.state import State
+from streamwise.api.state import AppState, State
 from streamwise.engine.build import build_answerer
+from streamwise.engine.overrides import OverridePolicy
+from streamwise.engine.ports import Answerer
 from streamwise.engine.run import Run, RunOutcome, RunRequest
-from streamwise.errors import InternalError
-from streamwise.wire.requests import parse_prediction
+from streamwise.errors import InternalError, RateLimited
+from streamwise.wire.requests import PredictionRequest, parse_prediction
 
 router = APIRouter()
 
+_PREDICT = [guard(Access.FLOW, "chatflow_id", limited=True)]
 
-@router.get("/api/v1/chatflows-streaming/{chatflow_id}")
+
+@router.get("/api/v1/chatflows-streaming/{chatflow_id}", dependencies=[guard(Access.OPEN)])
 async def is_streaming(chatflow_id: str, request: Request, state: State) -> Any:
     chatflow = await load_chatflow(state, chatflow_id)
     refused = refuse_origin(request, chatflow.record)
@@ -35,15 +41,43 @@ async def is_streaming(chatflow_id: str, request: Request, state: State) -> Any:
     return {"isStreaming": answerer.can_stream}
 
 
-@router.post("/api/v1/prediction/{chatflow_id}", response_model=None)
-@router.post("/api/v1/predictions/{chatflow_id}", response_model=None, include_in_schema=False)
+@router.post("/api/v1/prediction/{chatflow_id}", response_model=None, dependencies=_PREDICT)
+@router.post(
+    "/api/v1/predictions/{chatflow_id}", response_model=None, include_in_schema=False, dependencies=_PREDICT
+)
 async def predict(chatflow_id: str, request: Request, state: State) -> Response:
     body = parse_prediction(await read_fields(request, state.body_limits), state.request_limits)
     chatflow = await load_chatflow(state, chatflow_id)
     refused = refuse_origin(request, chatflow.record, streaming=body.streaming)
     if refused is not None:
         return refused  # before any byte of an answer, as Flowise checks it
-    answerer = build_answerer(chatflow.prepared, state.registry, body.override_config)
+    policy = OverridePolicy.from_api_config(chatflow.record.apiConfig)
+    inject = await credential_inputs(chatflow.prepared, state.credentials)
+    answerer = build_answerer(
+        chatflow.prepared, state.registry, body.override_config, policy=policy, inject=inject
+    )
+    who = request.state.principal.who
+    if not state.stream_slots.acquire(who):
+        raise RateLimited(
+            f"Too many answers running at once for this client (at most "
+            f"{state.settings.max_streams_per_client}); wait for one to end",
+            retry_after=1,
+        )
+    try:
+        run = _start_run(state, chatflow_id, body, answerer)
+    except BaseException:
+        state.stream_slots.release(who)
+        raise
+    run.start().add_done_callback(lambda _task: state.stream_slots.release(who))
+    note_run(request, run.id)
+    if body.streaming and answerer.can_stream:
+        return RunEventStream(run, state.settings.heartbeat_seconds)
+    run.log.discard_unread()  # the answer comes from the outcome; nobody reads the events
+    outcome = await _wait_unless_client_leaves(run, request)
+    return _json_result(outcome)
+
+
+def _start_run(state: AppState, chatflow_id: str, body: PredictionRequest, answerer: Answerer) -> Run:
     chat_id = body.chat_id or body.session_id or str(uuid.uuid4())
     run_request = RunRequest(
         chatflow_id=chatflow_id,
@@ -53,13 +87,7 @@ async def predict(chatflow_id: str, request: Request, state: State) -> Response:
         seed_history=body.history,
         max_history_turns=state.settings.max_history_turns,
     )
-    run = state.runs.start(run_request, answerer)  # ShuttingDown → 503
-    note_run(request, run.id)
-    if body.streaming and answerer.can_stream:
-        return RunEventStream(run, state.settings.heartbeat_seconds)
-    run.log.discard_unread()  # the answer comes from the outcome; nobody reads the events
-    outcome = await _wait_unless_client_leaves(run, request)
-    return _json_result(outcome)
+    return state.runs.start(run_request, answerer)  # ShuttingDown → 503
 
 
 async def _wait_unless_client_leaves(run: Run, request: Request) -> RunOutcome:

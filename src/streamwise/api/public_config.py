@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from streamwise.api.access import Access, guard
 from streamwise.api.cors import chatbot_config, refuse_origin
 from streamwise.api.state import State
 from streamwise.errors import NotFound
@@ -26,7 +27,9 @@ NO_UPLOADS: dict[str, Any] = {
 }
 
 
-@router.get("/api/v1/public-chatbotConfig/{chatflow_id}", response_model=None)
+@router.get(
+    "/api/v1/public-chatbotConfig/{chatflow_id}", response_model=None, dependencies=[guard(Access.OPEN)]
+)
 async def public_chatbot_config(chatflow_id: str, request: Request, state: State) -> Response:
     record = await state.chatflows.get(chatflow_id)
     if record is None:

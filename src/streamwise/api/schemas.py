@@ -242,7 +242,11 @@ class ChatflowChanges(Open):
     )
     deployed: bool | None = None
     isPublic: bool | None = None
-    apikeyid: str | None = None
+    apikeyid: str | None = Field(
+        None,
+        description="Bind the chatflow to this API key's id (its prediction, history, upsert and chat "
+        "page then need the key); empty or null: bound to none. An id of no key is a 400.",
+    )
     chatbotConfig: JsonConfig = Field(None, description="An object, or its JSON text.")
     apiConfig: JsonConfig = Field(None, description="An object, or its JSON text.")
     analytic: str | None = None

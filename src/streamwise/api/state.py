@@ -8,11 +8,21 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from streamwise.api.body import BodyLimits
+from streamwise.api.rate_limits import (
+    DEFAULT_LIMIT_MESSAGE,
+    RateLimit,
+    RateLimiter,
+    StreamSlots,
+    TrustedProxies,
+    chatflow_rate_limit,
+)
 from streamwise.engine.graph import FlowGraph, GraphLimits
 from streamwise.engine.runs import RunManager
 from streamwise.nodes.registry import NodeRegistry
+from streamwise.security.keys import KeyRing
 from streamwise.settings import Settings
-from streamwise.store import ChatflowCache, ChatflowRepository, Database, MessageRepository
+from streamwise.store import ChatflowCache, ChatflowRecord, ChatflowRepository, Database, MessageRepository
+from streamwise.store.credentials import CredentialRepository
 from streamwise.store.records import RecordRepository
 from streamwise.wire.requests import RequestLimits
 
@@ -28,15 +38,30 @@ class AppState:
     registry: NodeRegistry
     runs: RunManager
     records: RecordRepository
+    keys: KeyRing
+    credentials: CredentialRepository
+    rate_limiter: RateLimiter
+    stream_slots: StreamSlots
+    proxies: TrustedProxies
     body_limits: BodyLimits = field(init=False)
     graph_limits: GraphLimits = field(init=False)
     request_limits: RequestLimits = field(init=False)
+    default_rate_limit: RateLimit | None = field(init=False)
 
     def __post_init__(self) -> None:
         settings = self.settings
         self.body_limits = BodyLimits(settings.max_body_bytes, settings.body_timeout_seconds)
         self.graph_limits = GraphLimits(settings.max_flow_nodes, settings.max_flow_edges)
         self.request_limits = RequestLimits(settings.max_message_chars, settings.max_history_turns)
+        self.default_rate_limit = (
+            RateLimit(settings.rate_limit_max, settings.rate_limit_seconds, DEFAULT_LIMIT_MESSAGE)
+            if settings.rate_limit_max
+            else None
+        )
+
+    def rate_limit_for(self, record: ChatflowRecord) -> RateLimit | None:
+        """The chatflow's `apiConfig.rateLimit`, else the server's default."""
+        return chatflow_rate_limit(record.apiConfig, self.default_rate_limit)
 
 
 def app_state(request: Request) -> AppState:

@@ -25,10 +25,13 @@ from starlette.datastructures import UploadFile
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
+from streamwise.api.access import Access, guard
 from streamwise.api.body import BodyLimits, read_json_object
+from streamwise.api.credential_inputs import credential_inputs
 from streamwise.api.flows import load_chatflow
 from streamwise.api.state import State
 from streamwise.engine import indexing
+from streamwise.engine.overrides import OverridePolicy
 from streamwise.engine.retrieval import RetrievalContext, UploadedFile
 from streamwise.errors import BadRequest, BodyTimeout, BodyTooLarge, LengthRequired
 from streamwise.wire.requests import parse_override_config
@@ -39,7 +42,11 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._ -]+")
 MAX_FILES = 100
 
 
-@router.post("/api/v1/vector/upsert/{chatflow_id}", response_model=None)
+@router.post(
+    "/api/v1/vector/upsert/{chatflow_id}",
+    response_model=None,
+    dependencies=[guard(Access.MANAGE_FLOW, "chatflow_id", limited=True)],
+)
 async def upsert(chatflow_id: str, request: Request, state: State) -> Response:
     chatflow = await load_chatflow(state, chatflow_id)
     limits = BodyLimits(state.settings.max_upload_bytes, state.settings.body_timeout_seconds)
@@ -54,7 +61,13 @@ async def upsert(chatflow_id: str, request: Request, state: State) -> Response:
         if stop is not None and not isinstance(stop, str):
             raise BadRequest("Field 'stopNodeId' must be a string")
         targets = indexing.plan(
-            chatflow.prepared, state.registry, override=override, files=files, stop_node_id=stop or None
+            chatflow.prepared,
+            state.registry,
+            override=override,
+            override_policy=OverridePolicy.from_api_config(chatflow.record.apiConfig),
+            inject=await credential_inputs(chatflow.prepared, state.credentials),
+            files=files,
+            stop_node_id=stop or None,
         )
         result = await indexing.run(targets, RetrievalContext(chatflow_id), state.records)
     # Streamed from the spill file (read in a worker thread): the answer lists every chunk added, and
