@@ -16,7 +16,8 @@ its chat widget may be embedded in; empty, missing, or a first entry of "" means
 compared by host and port, as Flowise compares `new URL(origin).host`. A request whose `Origin` is
 not listed gets a 403 with `chatbotConfig.allowedOriginsError` (or Flowise's default text) before
 anything else happens: Flowise's error JSON, or, for a streaming prediction, that text alone as
-`text/plain`, as Flowise sends it. A request without an `Origin` (curl, the SDKs) is never refused.
+`text/plain`, as Flowise sends it. A request without an `Origin` (curl, the SDKs), or from the
+server's own origin (its chat page), is never refused.
 """
 
 from __future__ import annotations
@@ -142,8 +143,8 @@ def refusal_message(config: dict[str, Any]) -> str:
 def refuse_origin(request: Request, record: ChatflowRecord, *, streaming: bool = False) -> Response | None:
     """The 403 for a request from a site the chatflow does not allow; None when it may go on."""
     origin = request.headers.get("origin")
-    if not origin:
-        return None
+    if not origin or same_site(origin, request.headers.get("host", "")):
+        return None  # curl, the SDKs, and the server's own chat page
     config = chatbot_config(record.chatbotConfig)
     if origin_allowed(config, origin):
         return None
