@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -74,11 +75,23 @@ class Target:
     keep_body: bool = False  # keep the decoded body (for `verify_stream`), never while timing
 
 
-def post_json(host: str, port: int, path: str, body: dict[str, Any], dialect: Dialect) -> Target:
+def post_json(
+    host: str,
+    port: int,
+    path: str,
+    body: dict[str, Any],
+    dialect: Dialect,
+    headers: Mapping[str, str] | None = None,
+) -> Target:
+    """A pre-encoded POST of `body` as JSON; `headers` are added to the head as they are given."""
     payload = json.dumps(body, separators=(",", ":")).encode()
+    for name, value in (headers or {}).items():
+        if any(c in name + value for c in "\r\n") or not name or ":" in name:
+            raise ValueError(f"not a valid header line: {name!r}")
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-        f"Accept: text/event-stream\r\nContent-Length: {len(payload)}\r\n\r\n"
+        f"Accept: text/event-stream\r\n{extra}Content-Length: {len(payload)}\r\n\r\n"
     ).encode()
     return Target(host, port, head + payload, dialect)
 

@@ -52,6 +52,22 @@ def headline_rows(s: dict[str, Any]) -> list[list[str]]:
                 _verdict(case["ratio_pass"]),
             ]
         )
+    for turns in (0, 20):
+        cost = (chat.get("keyed_cost") or {}).get(str(turns))
+        if cost is None:
+            continue
+        rows.append(
+            [
+                f"**keyed mode, {turns} earlier turns**: first-token delay added to the open server's "
+                "(API key checked, rate limit counted on every request)",
+                f"{cost['extra_ttft_ms']:+.2f} ms ({cost['keyed_added_ttft_ms']:.2f} vs "
+                f"{cost['open_added_ttft_ms']:.2f} ms added)",
+                f"≤ {cost['target_ms']:g} ms",
+                f"{cost['extra_ttft_ms'] / cost['target_ms']:.2f}",
+                NONE,
+                _verdict(cost["pass"]),
+            ]
+        )
     ping = (s.get("limits") or {}).get("ping")
     if ping:
         rows.append(
@@ -67,6 +83,49 @@ def headline_rows(s: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def _keyed_lines(chat: dict[str, Any]) -> list[str]:
+    """Keyed mode against the open (`crash-safe`) server: first-token delays and 2000-token ratios."""
+    cost = chat.get("keyed_cost") or {}
+    cases = [cost[turns] for turns in ("0", "20") if turns in cost]
+    if not cases:
+        return []
+    target = cases[0]["target_ms"]
+    out = [
+        "",
+        "Keyed mode (key check and rate limiter on every request) against the open `crash-safe` server:",
+        "the time each added before the first token over its own stub runs, and the difference, whose",
+        f"target is ≤ {target:g} ms. The key's argon2 hash is checked once per key and remembered, so",
+        "requests only compare digests.",
+        "",
+    ]
+    out += _table(
+        [
+            "earlier turns",
+            "added, open",
+            "added, keyed",
+            "keyed minus open",
+            "target",
+            "result",
+            "2000 tokens vs stub, open",
+            "2000 tokens vs stub, keyed",
+        ],
+        [
+            [
+                str(case["history_turns"]),
+                f"{case['open_added_ttft_ms']:.2f}",
+                f"{case['keyed_added_ttft_ms']:.2f}",
+                f"{case['extra_ttft_ms']:+.2f}",
+                f"≤ {case['target_ms']:g}",
+                _verdict(case["pass"]),
+                f"{case['open_ratio']:.2f}{X}",
+                f"{case['keyed_ratio']:.2f}{X}",
+            ]
+            for case in cases
+        ],
+    )
+    return out
+
+
 def sections(s: dict[str, Any]) -> list[str]:
     out: list[str] = []
     chat = s.get("chat") or {}
@@ -78,10 +137,16 @@ def sections(s: dict[str, Any]) -> list[str]:
             "(`tests/fixtures/flowise3_conversation.json`), pointed at the stub. With 0 earlier turns every",
             "request starts a new chat; with 20, every request goes to a chat filled beforehand with ten",
             "exchanges (each chat is used once, so it always holds exactly 20 turns). The 20-token",
-            "answers come from the same chatflow with `overrideConfig.modelName`. The stub side replays the",
-            "very body Streamwise sent it for that case (the history included); runs alternate sides.",
-            "The `no-crash-safety` server runs with `STREAMWISE_CRASH_SAFE_HISTORY=false` (an exchange is",
-            "written once, at the end) in the same run: the difference is what the crash-safe writes cost.",
+            "answers come from the same chatflow with `overrideConfig.modelName` (its `apiConfig` enables",
+            "that one input on the ChatOpenAI node). The stub side replays the very body Streamwise sent",
+            "it for that case (the history included); runs alternate sides. For each history length the",
+            "servers are measured back to back. The `no-crash-safety` server runs with",
+            "`STREAMWISE_CRASH_SAFE_HISTORY=false` (an exchange is written once, at the end) in the same",
+            "run: the difference is what the crash-safe writes cost. The `keyed` server is set up like",
+            "`crash-safe` (the defaults, `STREAMWISE_AUTH=auto`), plus an API key created through",
+            "`POST /api/v1/apikey`, the chatflow bound to it (`apikeyid`) with a rate limit in its",
+            "`apiConfig` (1,000,000 requests a minute: counted on every request, never refusing one), and",
+            "every request sends `Authorization: Bearer <key>`: the difference is what keyed mode costs.",
             "Medians in milliseconds.",
             "",
         ]
@@ -127,6 +192,7 @@ def sections(s: dict[str, Any]) -> list[str]:
                 f"turns and {with_0:+.2f} ms with none (the question is written after the first token has",
                 "gone out, and the answer by a checkpointer off the token path).",
             ]
+        out += _keyed_lines(chat)
         out.append("")
     limits = s.get("limits") or {}
     if limits:

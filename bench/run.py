@@ -36,8 +36,10 @@ if str(REPO) not in sys.path:  # `python bench/run.py` puts only bench/ on the p
 import httpx  # noqa: E402
 import uvloop  # noqa: E402
 from bench_agent import measure as agent_measure  # noqa: E402
+from bench_chat import KEYED as CHAT_KEYED  # noqa: E402
+from bench_chat import KEYED_RATE_LIMIT, ChatServer, chat_with_memory, create_api_key  # noqa: E402
+from bench_chat import OPEN as CHAT_OPEN  # noqa: E402
 from bench_chat import TARGETS as CHAT_TARGETS  # noqa: E402
-from bench_chat import ChatServer, chat_with_memory  # noqa: E402
 from bench_http import (  # noqa: E402
     FLOWISE,
     OPENAI,
@@ -604,20 +606,30 @@ async def bench(
 
 
 async def chat_phase(server: Proc, stub: Proc, workdir: Path, plan: Plan) -> dict[str, Any]:
-    """The chat with memory, on this server and on one with the crash-safe writes off."""
+    """The chat with memory, on this server, on one with the crash-safe writes off, and on one in
+    keyed mode (set up like this one, plus an API key its chatflow is bound to and a rate limit)."""
     data_dir = workdir / "data-no-crash-safety"
     data_dir.mkdir()
+    keyed_dir = workdir / "data-keyed"
+    keyed_dir.mkdir()
     plain = start_server(data_dir, workdir, env_extra={"STREAMWISE_CRASH_SAFE_HISTORY": "false"})
+    keyed: Proc | None = None
     try:
+        keyed = start_server(keyed_dir, workdir)
+        key = await create_api_key(keyed, "bench")
         chats = [
-            await ChatServer.create("crash-safe", server, stub),
+            await ChatServer.create(CHAT_OPEN, server, stub),
+            await ChatServer.create(CHAT_KEYED, keyed, stub, key=key, rate_limit=KEYED_RATE_LIMIT),
             await ChatServer.create("no-crash-safety", plain, stub),
         ]
         log(f"chat with memory (0 and 20 earlier turns): {plan.chat_runs} alternating runs per case")
         return await measured(
-            (server.pid, plain.pid, stub.pid), chat_with_memory(chats, stub, plan.chat_runs, plan.warmup)
+            (server.pid, keyed.pid, plain.pid, stub.pid),
+            chat_with_memory(chats, stub, plan.chat_runs, plan.warmup),
         )
     finally:
+        if keyed is not None:
+            stop(keyed)
         stop(plain)
 
 
