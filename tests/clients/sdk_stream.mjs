@@ -3,9 +3,9 @@
 import sdk from 'flowise-sdk';
 
 const { FlowiseClient } = sdk;
-const [baseUrl, chatflowId, question, streaming] = process.argv.slice(2);
+const [baseUrl, chatflowId, question, streaming, apiKey] = process.argv.slice(2);
 
-const client = new FlowiseClient({ baseUrl });
+const client = new FlowiseClient(apiKey ? { baseUrl, apiKey } : { baseUrl });
 const result = await client.createPrediction({ chatflowId, question, streaming: streaming === 'true' });
 if (streaming === 'true') {
   for await (const chunk of result) {

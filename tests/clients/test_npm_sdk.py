@@ -22,9 +22,19 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def run_sdk(server: LiveServer, chatflow_id: str, question: str, streaming: bool) -> list[Any]:
+def run_sdk(
+    server: LiveServer, chatflow_id: str, question: str, streaming: bool, api_key: str | None = None
+) -> list[Any]:
     completed = subprocess.run(
-        ["node", str(SCRIPT), server.base_url, chatflow_id, question, "true" if streaming else "false"],
+        [
+            "node",
+            str(SCRIPT),
+            server.base_url,
+            chatflow_id,
+            question,
+            "true" if streaming else "false",
+            *([api_key] if api_key else []),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
