@@ -68,8 +68,11 @@ class LimitExceeded(BadRequest):
 
 
 class Unauthorized(StreamwiseError):
-    def __init__(self, message: str = "Unauthorized: a valid API key is required") -> None:
+    def __init__(
+        self, message: str = "Unauthorized: a valid API key is required", *, ask_browser: bool = False
+    ) -> None:
         super().__init__(message)
+        self.ask_browser = ask_browser  # invite a browser to ask its user for the key (HTTP Basic)
 
 
 class Forbidden(StreamwiseError):

@@ -67,20 +67,21 @@ class Guard:
         if self.level is Access.OPEN:
             return
         key_id = await presented_key_id(state, request)
-        if (
-            self.level in (Access.MANAGE, Access.MANAGE_FLOW)
-            and key_id is None
-            and needs_keys(state.settings.auth, state.settings.host, await state.keys.any_keys())
-        ):
-            raise _refusal(request, "Unauthorized: this route needs a valid API key")
         record: ChatflowRecord | None = None
         if self.chatflow_param is not None:
             chatflow_id = request.path_params.get(self.chatflow_param)
             if isinstance(chatflow_id, str):
                 cached = await state.chatflow_cache.get(chatflow_id)
                 record = None if cached is None else cached.record
+        # The chatflow's own key first: its refusal lets a browser ask for the key (see `_refusal`).
         if record is not None:
             _require_bound_key(request, record, key_id)
+        if (
+            self.level in (Access.MANAGE, Access.MANAGE_FLOW)
+            and key_id is None
+            and needs_keys(state.settings.auth, state.settings.host, await state.keys.any_keys())
+        ):
+            raise _refusal(request, "Unauthorized: this route needs a valid API key")
         principal = Principal(key_id, key_id or client_of(state, request))
         request.state.principal = principal
         if self.limited and record is not None:
@@ -94,7 +95,7 @@ def guard(level: Access, chatflow_param: str | None = None, *, limited: bool = F
 
 def _require_bound_key(request: Request, record: ChatflowRecord, key_id: str | None) -> None:
     if record.apikeyid and record.apikeyid != key_id:
-        raise _refusal(request, f"Unauthorized: chatflow {record.id} needs its API key")
+        raise _refusal(request, f"Unauthorized: chatflow {record.id} needs its API key", ask_browser=True)
 
 
 async def authorize_flow(request: Request, state: AppState, record: ChatflowRecord) -> None:
@@ -131,10 +132,13 @@ async def presented_key_id(state: AppState, request: Request) -> str | None:
     return key_id
 
 
-def _refusal(request: Request, message: str) -> Unauthorized:
+def _refusal(request: Request, message: str, *, ask_browser: bool = False) -> Unauthorized:
+    """`ask_browser`: the refusal invites HTTP Basic, so a browser asks its user for the key, and then
+    sends it with the chat page's own requests. Only a bound chatflow's refusal does: a management
+    route's would make the chat page of an unbound chatflow pop a login box for its history."""
     if getattr(request.state, "key_refused", False):
-        return Unauthorized(f"{message} (the key sent is not valid)")
-    return Unauthorized(message)
+        message = f"{message} (the key sent is not valid)"
+    return Unauthorized(message, ask_browser=ask_browser)
 
 
 def client_of(state: AppState, request: Request) -> str:

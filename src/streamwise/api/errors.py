@@ -82,12 +82,15 @@ def response_for(error: StreamwiseError) -> JSONResponse:
     if isinstance(error, RateLimited) and error.retry_after:
         headers["Retry-After"] = str(error.retry_after)
     if isinstance(error, Unauthorized):
-        # Basic first, in a header of its own: a browser then asks for the key (as the password),
-        # e.g. on a bound chat page. Chromium ignores a Basic challenge that follows another in the
-        # same header line.
-        headers["WWW-Authenticate"] = 'Basic realm="Streamwise"'
+        if error.ask_browser:
+            # Basic first, in a header of its own: a browser then asks for the key (as the
+            # password) on a bound chat page. Chromium ignores a Basic challenge that follows another
+            # in the same header line.
+            headers["WWW-Authenticate"] = 'Basic realm="Streamwise"'
+        else:
+            headers["WWW-Authenticate"] = "Bearer"
     response = error_response(status_of(error), error.message, headers or None)
-    if isinstance(error, Unauthorized):
+    if isinstance(error, Unauthorized) and error.ask_browser:
         response.headers.append("WWW-Authenticate", "Bearer")
     return response
 
