@@ -25,7 +25,7 @@ def received_text(raw: bytes) -> str:
     text = []
     for block in raw.split(b"\n\n")[:-1]:
         if block.startswith(b"message:\ndata:"):
-            frame = json.loads(block[len(b"message:\ndata:") :])
+            frame = json.loads(block.split(b"\n")[1][len(b"data:") :])
             if frame["event"] == "token":
                 text.append(frame["data"])
     return "".join(text)

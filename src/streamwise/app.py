@@ -21,6 +21,7 @@ from streamwise.api import (
     ping,
     predictions,
     public_config,
+    runs,
     vectors,
 )
 from streamwise.api.access import check_routes
@@ -103,6 +104,8 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
                 checkpoint_seconds=settings.checkpoint_seconds,
                 crash_safe=settings.crash_safe_history,
                 max_unread_bytes=settings.stream_buffer_bytes,
+                resume_seconds=settings.resume_seconds,
+                resume_bytes=settings.resume_buffer_bytes,
             ),
             records=RecordRepository(database),
             keys=KeyRing(ApiKeyRepository(database)),
@@ -166,6 +169,7 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
         chat_page,
         apikeys,
         credentials,
+        runs,
     )
     for module in routers:
         app.include_router(module.router)

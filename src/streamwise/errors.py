@@ -11,6 +11,7 @@
     ├── Forbidden              a site (Origin) or host name the server does not answer
     ├── RateLimited            over a rate or concurrent-stream limit; `retry_after` in seconds
     ├── NotFound               no such chatflow (or other record)
+    │   └── Gone               a run's events from that point are no longer kept
     ├── Conflict               a record with that id already exists
     ├── FlowError              the chatflow cannot run as defined; `node_id` names the culprit
     │   ├── GraphError         flowData malformed: shape, unknown node, dangling reference, cycle
@@ -86,6 +87,10 @@ class RateLimited(StreamwiseError):
 
 
 class NotFound(StreamwiseError):
+    pass
+
+
+class Gone(NotFound):
     pass
 
 

@@ -57,6 +57,18 @@ class Settings(BaseSettings):
         description="Events a streaming client may leave unread before it is cut off (the run goes on "
         "and is stored).",
     )
+    resume_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="How long a finished run's events are kept for a client that reconnects with "
+        "`Last-Event-ID` (or reads `/api/v1/runs/{id}/events`).",
+    )
+    resume_buffer_bytes: int = Field(
+        1024 * 1024,
+        ge=0,
+        description="Most of a run's events kept for resuming: a client may resume from the newest "
+        "this many bytes of events.",
+    )
     flow_cache_bytes: int = Field(
         64 * 1024 * 1024, ge=0, description="Memory for parsed chatflows kept between requests."
     )

@@ -36,6 +36,7 @@ class World:
     flows: dict[str, str]  # "bound" -> id, "unbound" -> id
     feedback: dict[str, str]  # flow kind -> a feedback id on it
     messages: dict[str, dict[str, str]]  # flow kind -> {chatId, messageId}
+    runs: dict[str, str]  # flow kind -> the id of a streamed run, still kept for resuming
 
 
 async def _world(tmp_path: Path, auth: str) -> AsyncIterator[World]:
@@ -62,6 +63,7 @@ async def _world(tmp_path: Path, auth: str) -> AsyncIterator[World]:
             auth_header = {"Authorization": f"Bearer {right.key}"}
             messages: dict[str, dict[str, str]] = {}
             feedback: dict[str, str] = {}
+            runs: dict[str, str] = {}
             for kind, chatflow_id in flows.items():
                 answer = await client.post(
                     f"/api/v1/prediction/{chatflow_id}", json={"question": "hi"}, headers=auth_header
@@ -76,7 +78,14 @@ async def _world(tmp_path: Path, auth: str) -> AsyncIterator[World]:
                 )
                 assert added.status_code == 200, added.text
                 feedback[kind] = added.json()["id"]
-            yield World(app, client, {"right": right.key, "other": other.key}, flows, feedback, messages)
+                streamed = await client.post(
+                    f"/api/v1/prediction/{chatflow_id}",
+                    json={"question": "hi", "streaming": True},
+                    headers=auth_header,
+                )
+                runs[kind] = streamed.headers["x-run-id"]
+            keys = {"right": right.key, "other": other.key}
+            yield World(app, client, keys, flows, feedback, messages, runs)
 
 
 @pytest.fixture(params=["open", "auto"], ids=["open-mode", "keyed-mode"])
@@ -110,6 +119,8 @@ def _path(route: APIRoute, world: World, kind: str) -> str:
         }
         if name == "feedback_id":
             return world.feedback[kind]
+        if name == "run_id":
+            return world.runs[kind]
         assert name in values, f"the matrix has no value for path parameter {name!r} of {route.path}"
         return values[name]
 
@@ -134,6 +145,7 @@ LEVELS: dict[tuple[str, str], Access] = {
     ("POST", "/api/v1/predictions/{chatflow_id}"): Access.FLOW,
     ("PUT", "/api/v1/chatmessage/abort/{chatflow_id}/{chat_id:anytext}"): Access.FLOW,
     ("GET", "/chatbot/{chatflow_id}"): Access.FLOW,
+    ("GET", "/api/v1/runs/{run_id}/events"): Access.FLOW,
     ("POST", "/api/v1/feedback"): Access.FLOW,
     ("POST", "/api/v1/feedback/{chatflow_id}"): Access.FLOW,
     ("PUT", "/api/v1/feedback/{feedback_id}"): Access.FLOW,

@@ -36,6 +36,7 @@ class World:
     chatflow_id: str
     message: dict[str, str]  # a stored answer of the chatflow: chatflowid, chatId, messageId
     feedback_id: str
+    run_id: str  # a streamed run of the chatflow, still kept for resuming
     routes: list[APIRoute]
 
 
@@ -65,7 +66,11 @@ async def _server(tmp_path: Path, cors: list[str]) -> AsyncIterator[World]:
             }
             rated = await client.post("/api/v1/feedback", json={**message, "rating": "THUMBS_UP"})
             assert rated.status_code == 200, rated.text
-            yield World(client, chatflow_id, message, rated.json()["id"], api_routes(app))
+            streamed = await client.post(
+                f"/api/v1/prediction/{chatflow_id}", json={"question": "q", "streaming": True}
+            )
+            run_id = streamed.headers["x-run-id"]
+            yield World(client, chatflow_id, message, rated.json()["id"], run_id, api_routes(app))
 
 
 def _path(route: APIRoute, world: World) -> str:
@@ -74,6 +79,8 @@ def _path(route: APIRoute, world: World) -> str:
         if name == "chatflow_id":
             # Not the real one where a passing request would change or delete it.
             return "no-such-flow" if route.path.startswith("/api/v1/chatflows/") else world.chatflow_id
+        if name == "run_id":
+            return world.run_id
         return world.feedback_id if name == "feedback_id" else VALUES[name]
 
     return re.sub(r"\{([^}]+)\}", value, route.path)

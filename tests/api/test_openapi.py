@@ -161,6 +161,7 @@ def test_errors_are_flowise_bodies_with_statuses_the_server_sends(spec: dict[str
         "403",
         "404",
         "408",
+        "410",
         "411",
         "413",
         "429",

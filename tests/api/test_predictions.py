@@ -26,12 +26,13 @@ async def test_streaming_answer_is_framed_as_flowise_and_ends_with_metadata_then
     assert response.headers["content-type"] == "text/event-stream"
     assert response.headers["cache-control"] == "no-cache"
     assert response.headers["x-accel-buffering"] == "no"
+    run = response.headers["x-run-id"].encode()
     assert response.content.startswith(
-        b'message:\ndata:{"event":"start","data":"Hello"}\n\n'
-        b'message:\ndata:{"event":"token","data":"Hello"}\n\n'
-        b'message:\ndata:{"event":"token","data":" world"}\n\n'
+        b'message:\ndata:{"event":"start","data":"Hello"}\nid:' + run + b":1\n\n"
+        b'message:\ndata:{"event":"token","data":"Hello"}\nid:' + run + b":2\n\n"
+        b'message:\ndata:{"event":"token","data":" world"}\nid:' + run + b":3\n\n"
     )
-    assert response.content.endswith(b'message:\ndata:{"event":"end","data":"[DONE]"}\n\n')
+    assert response.content.endswith(b'message:\ndata:{"event":"end","data":"[DONE]"}\nid:' + run + b":6\n\n")
     frames = parse_frames(response.content)
     assert check_invariant(frames) == "Hello world!"
     metadata = frames[-2]

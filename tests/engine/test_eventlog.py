@@ -64,7 +64,7 @@ async def test_a_cancelled_reader_leaves_no_waiter_behind() -> None:
 
 
 async def test_events_every_reader_has_read_are_dropped() -> None:
-    log = EventLog()
+    log = EventLog(retain_bytes=0)
     with log.subscribe() as reader:
         batches = reader.batches()
         for index in range(1000):
@@ -94,7 +94,7 @@ async def test_a_log_nobody_will_read_keeps_nothing() -> None:
 
 
 async def test_a_reader_that_falls_too_far_behind_is_cut_off_and_the_log_goes_on() -> None:
-    log = EventLog(max_unread_bytes=10_000)
+    log = EventLog(max_unread_bytes=10_000, retain_bytes=0)
     cut: list[bool] = []
     with log.subscribe() as slow, log.subscribe() as fast:
         slow.on_cut = lambda: cut.append(True)
@@ -113,7 +113,7 @@ async def test_a_reader_that_falls_too_far_behind_is_cut_off_and_the_log_goes_on
 
 
 async def test_a_reader_may_not_start_before_what_is_still_held() -> None:
-    log = EventLog()
+    log = EventLog(retain_bytes=0)
     with log.subscribe() as reader:
         batches = reader.batches()
         for index in range(500):
@@ -123,3 +123,35 @@ async def test_a_reader_may_not_start_before_what_is_still_held() -> None:
         log.since(0)
     with pytest.raises(LookupError), log.subscribe(0):
         pass
+
+
+async def test_what_was_read_is_kept_up_to_retain_bytes_for_a_reader_that_resumes() -> None:
+    log = EventLog(retain_bytes=20_000)
+    with log.subscribe() as reader:
+        batches = reader.batches()
+        for index in range(100):
+            log.emit(Token(f"t{index}"))
+        await anext(batches)
+    # All 100 read, all still there: a client that lost its connection picks up from event 40.
+    assert log.held == 100
+    with log.subscribe(40) as resumed:
+        log.emit(End())
+        rest = [event async for batch in resumed.batches() for event in batch]
+    assert as_event(rest[0]) == Token("t40") and rest[-1] == End() and len(rest) == 61
+
+
+async def test_the_kept_history_is_bounded() -> None:
+    log = EventLog(retain_bytes=10_000)
+    with log.subscribe() as reader:
+        batches = reader.batches()
+        for index in range(20_000):
+            log.emit(Token(f"token {index}"))
+            if index % 100 == 0:
+                await anext(batches)
+        await anext(batches)
+        assert 0 < log.held * 70 <= 10_000 * 1.2  # about retain_bytes of the newest events
+        with pytest.raises(LookupError), log.subscribe(0):
+            pass
+        with log.subscribe(len(log) - 10) as late:
+            log.emit(End())
+            assert len([event async for batch in late.batches() for event in batch]) == 11

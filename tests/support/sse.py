@@ -17,18 +17,27 @@ class Frame:
 
 
 def parse_frames(raw: bytes, *, allow_heartbeats: bool = True) -> list[Frame]:
-    """Every frame must be exactly `message:\\ndata:<one-line JSON>\\n\\n` or the heartbeat comment."""
+    """Every frame must be exactly `message:\\ndata:<one-line JSON>\\nid:<run id>:<n>\\n\\n` (one run,
+    numbers counting up by one) or the heartbeat comment."""
     assert raw.endswith(b"\n\n"), raw[-80:]
     frames: list[Frame] = []
+    ids: list[tuple[bytes, int]] = []
     for chunk in raw[:-2].split(b"\n\n"):
         if chunk == b":heartbeat":
             assert allow_heartbeats
             continue
         lines = chunk.split(b"\n")
-        assert len(lines) == 2 and lines[0] == b"message:" and lines[1].startswith(b"data:"), chunk
+        assert len(lines) == 3 and lines[0] == b"message:" and lines[1].startswith(b"data:"), chunk
+        assert lines[2].startswith(b"id:"), chunk
+        run, _, number = lines[2][len(b"id:") :].rpartition(b":")
+        ids.append((run, int(number)))
         payload = json.loads(lines[1][len(b"data:") :])
         assert list(payload) == ["event", "data"], payload
         frames.append(Frame(payload["event"], payload["data"]))
+    if ids:
+        assert len({run for run, _ in ids}) == 1, ids[:3]
+        numbers = [number for _, number in ids]
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), numbers[:10]
     return frames
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from streamwise.api.apikeys import MAX_NAME_CHARS
 from streamwise.api.schemas import Open, Timestamp
 
-KeyName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS, pattern=r"\S")]
+KeyName = Annotated[str, Field(min_length=1, max_length=MAX_NAME_CHARS, pattern=r"[^ \t\r\n]")]
 
 
 class ApiKeyName(Open):

@@ -27,6 +27,7 @@ from streamwise.store.dates import to_js_iso
 router = APIRouter(prefix="/api/v1/apikey")
 
 MAX_NAME_CHARS = 200
+_BLANK = " \t\r\n"  # what a name may not be made of only (the schema's pattern says the same)
 _MANAGE = [guard(Access.MANAGE)]
 
 
@@ -36,11 +37,11 @@ def shown_key(record: ApiKeyRecord) -> str:
 
 def _name(body: dict[str, Any]) -> str:
     name = body.get("keyName")
-    if not isinstance(name, str) or not name.strip():
+    if not isinstance(name, str) or not name.strip(_BLANK):
         raise BadRequest("Field 'keyName' is required: a name for the key")
     if len(name) > MAX_NAME_CHARS:
         raise BadRequest(f"Field 'keyName' is longer than {MAX_NAME_CHARS} characters")
-    return name.strip()
+    return name.strip(_BLANK)
 
 
 async def key_list(state: AppState, revealed: tuple[str, str] | None = None) -> list[dict[str, Any]]:

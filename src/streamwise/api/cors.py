@@ -2,7 +2,8 @@
 
 `install` adds the browser policy in front of the app:
 - the routes Flowise's chat widget calls from the pages it is embedded in (prediction, the
-  streaming check, abort, public-chatbotConfig, feedback) go through Starlette's CORSMiddleware with
+  streaming check, abort, public-chatbotConfig, feedback; and a run's events, for a page that
+  resumes a stream) go through Starlette's CORSMiddleware with
   the origins of `STREAMWISE_CORS_ORIGINS` (`*` by default, as Flowise's `CORS_ORIGINS`), preflight
   `OPTIONS` included;
 - every other route (chatflows, chat history, upsert, ...) answers no other site: a browser request
@@ -42,7 +43,8 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 # The routes the chat widget (flowise-embed) calls from other sites.
 WIDGET_ROUTES = re.compile(
-    r"^/api/v1/(?:predictions?/|chatflows-streaming/|chatmessage/abort/|public-chatbotConfig/|feedback(?:/|$))"
+    r"^/api/v1/(?:predictions?/|chatflows-streaming/|chatmessage/abort/|public-chatbotConfig/|feedback(?:/|$)"
+    r"|runs/)"
 )
 CROSS_SITE_REFUSAL = "This route does not answer requests from other sites"
 

@@ -37,6 +37,7 @@ ERRORS: dict[int, str] = {
     404: "No such chatflow (or other record the path names).",
     408: "The body did not arrive within STREAMWISE_BODY_TIMEOUT_SECONDS; the connection is closed.",
     409: "A record with that id already exists.",
+    410: "The run's events from that position are no longer kept (STREAMWISE_RESUME_BUFFER_BYTES).",
     411: "A multipart body without Content-Length.",
     413: "The body is larger than STREAMWISE_MAX_BODY_BYTES.",
     429: "Over the chatflow's rate limit, too many answers running for this client, or the model is "
@@ -51,6 +52,7 @@ _PATH_PARAMETERS = {
     "feedback_id": "The feedback's id.",
     "credential_id": "The credential's id.",
     "key_id": "The API key's id.",
+    "run_id": "The run's id: a streamed answer's X-Run-Id header, or the first part of its frames' id.",
 }
 _HEADERS: dict[int, dict[str, Any]] = {
     429: {
@@ -73,9 +75,10 @@ class Operation:
     json_fields: tuple[str, ...] = ()  # fields a form carries as JSON text
     query: type[BaseModel] | None = None  # documents the query parameters FastAPI declares
     streams: bool = False  # may answer text/event-stream instead
+    events_only: bool = False  # answers text/event-stream only (a run's events)
 
 
-_PREDICTION_ERRORS = (400, 404, 408, 411, 413, 429, 502, 503, 504)
+_PREDICTION_ERRORS = (400, 404, 408, 410, 411, 413, 429, 502, 503, 504)
 _BODY_ERRORS = (400, 408, 413)
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
@@ -131,6 +134,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("put", "/api/v1/feedback/{feedback_id}"): Operation(
         schemas.FeedbackUpdated, errors=(*_BODY_ERRORS, 404), bodies={JSON: schemas.FeedbackChanges}
     ),
+    ("get", "/api/v1/runs/{run_id}/events"): Operation(events_only=True, errors=(400, 404, 410)),
     ("get", "/api/v1/apikey"): Operation(apikey_schemas.ApiKeyEntry, many=True),
     ("post", "/api/v1/apikey"): Operation(
         apikey_schemas.ApiKeyEntry, many=True, errors=_BODY_ERRORS, bodies={JSON: apikey_schemas.ApiKeyName}
@@ -240,6 +244,11 @@ def _describe(operation: dict[str, Any], described: Operation) -> None:
             content[EVENT_STREAM] = {"schema": _ref(schemas.StreamEvent)}
             description = "The answer; with `streaming`, when the chatflow can stream, as Server-Sent Events."
         responses["200"] = {"description": description, "content": content}
+    if described.events_only:
+        responses["200"] = {
+            "description": "The run's events after the position asked for, as Server-Sent Events.",
+            "content": {EVENT_STREAM: {"schema": _ref(schemas.StreamEvent)}},
+        }
     for status in described.errors:
         response: dict[str, Any] = {
             "description": ERRORS[status],
@@ -287,7 +296,7 @@ def _documented_models() -> Iterator[tuple[type[BaseModel], JsonSchemaMode]]:
             yield model, "validation"
         if described.ok is not None:
             yield described.ok, "serialization"
-        if described.streams:
+        if described.streams or described.events_only:
             yield schemas.StreamEvent, "serialization"
             yield schemas.StreamFrame, "serialization"
     yield schemas.ErrorBody, "serialization"

@@ -17,6 +17,7 @@ from streamwise.api.credential_inputs import credential_inputs
 from streamwise.api.errors import response_for
 from streamwise.api.flows import load_chatflow
 from streamwise.api.request_log import note_run
+from streamwise.api.runs import last_event, resumed
 from streamwise.api.sse import RunEventStream
 from streamwise.api.state import AppState, State
 from streamwise.engine.build import build_answerer
@@ -46,6 +47,9 @@ async def is_streaming(chatflow_id: str, request: Request, state: State) -> Any:
     "/api/v1/predictions/{chatflow_id}", response_model=None, include_in_schema=False, dependencies=_PREDICT
 )
 async def predict(chatflow_id: str, request: Request, state: State) -> Response:
+    resume = last_event(request)
+    if resume is not None:  # a client reconnecting: the run goes on from there, no new one starts
+        return await resumed(state, request, resume[0], resume[1], chatflow_id=chatflow_id)
     body = parse_prediction(await read_fields(request, state.body_limits), state.request_limits)
     chatflow = await load_chatflow(state, chatflow_id)
     refused = refuse_origin(request, chatflow.record, streaming=body.streaming)
@@ -71,7 +75,7 @@ async def predict(chatflow_id: str, request: Request, state: State) -> Response:
     run.start().add_done_callback(lambda _task: state.stream_slots.release(who))
     note_run(request, run.id)
     if body.streaming and answerer.can_stream:
-        return RunEventStream(run, state.settings.heartbeat_seconds)
+        return RunEventStream(run, state.settings.heartbeat_seconds, detach=body.detach)
     run.log.discard_unread()  # the answer comes from the outcome; nobody reads the events
     outcome = await _wait_unless_client_leaves(run, request)
     return _json_result(outcome)

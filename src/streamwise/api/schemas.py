@@ -135,6 +135,10 @@ History = Annotated[
 _STREAMING = "Answer as Server-Sent Events (when the chatflow can stream)."
 _CHAT_ID = "Continue this chat; empty starts a new one."
 _HISTORY = "Earlier turns to answer with, oldest first (when memory holds none)."
+_DETACH = (
+    "Keep the run going if the client hangs up, so that it can resume it (Last-Event-ID); "
+    "by default hanging up stops the run."
+)
 
 
 class PredictionForm(Open):
@@ -146,6 +150,7 @@ class PredictionForm(Open):
     chatId: ChatId | Absent = Field(None, description=_CHAT_ID)
     overrideConfig: OverrideConfig | Blank | None = None
     history: History | Blank | None = Field(None, description=_HISTORY)
+    detach: Streaming | Absent = Field(None, description=_DETACH)
 
 
 class PredictionBody(PredictionForm):
@@ -172,6 +177,7 @@ class PredictionBody(PredictionForm):
 
     streaming: Streaming | None = Field(None, description=_STREAMING)
     chatId: ChatId | None = Field(None, description=_CHAT_ID)
+    detach: Streaming | None = Field(None, description=_DETACH)
 
 
 class SourceDocument(BaseModel):

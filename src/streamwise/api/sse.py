@@ -8,6 +8,11 @@ A client that stops reading (its socket full, the write blocked) while the run g
 the server hold everything the run emits: once it is `stream_buffer_bytes` behind, the log cuts it
 off, this response ends without completing (the server closes the connection), and the run is left
 to finish and be stored.
+
+Every frame carries its `id:` (`<run id>:<n>`), and the response an `X-Run-Id` header: a client that
+lost its connection resumes with `Last-Event-ID` from the event after the last one it saw. A reader
+that `detach`es leaves the run going when it hangs up (so it can be resumed); otherwise hanging up
+stops the run, as in Flowise.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from starlette.types import Receive, Scope, Send
 
 from streamwise.engine.eventlog import SlowReader
 from streamwise.engine.run import Run
-from streamwise.wire.frames import HEARTBEAT, encode_many
+from streamwise.wire.frames import HEARTBEAT, encode_numbered
 
 logger = logging.getLogger("streamwise.api")
 
@@ -36,14 +41,16 @@ SSE_HEADERS = [
 class RunEventStream(Response):
     """An ASGI response streaming one run from `cursor` onwards."""
 
-    def __init__(self, run: Run, heartbeat_seconds: float, cursor: int = 0) -> None:
+    def __init__(self, run: Run, heartbeat_seconds: float, cursor: int = 0, *, detach: bool = False) -> None:
         super().__init__(status_code=200)
         self.run = run
         self.heartbeat_seconds = heartbeat_seconds
         self.cursor = cursor
+        self.detach = detach
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        headers = [*SSE_HEADERS, (b"x-run-id", self.run.id.encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         watcher = asyncio.create_task(self._watch_disconnect(receive))
         me = asyncio.current_task()
         with self.run.log.subscribe(self.cursor) as subscription:
@@ -53,7 +60,11 @@ class RunEventStream(Response):
                 async for batch in subscription.batches(idle=self.heartbeat_seconds):
                     if watcher.done():
                         return
-                    body = encode_many(batch) if batch else HEARTBEAT
+                    if batch:
+                        first = subscription.cursor - len(batch) + 1  # the run's event numbers
+                        body = encode_numbered(batch, self.run.id, first)
+                    else:
+                        body = HEARTBEAT
                     await send({"type": "http.response.body", "body": body, "more_body": True})
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             except asyncio.CancelledError:
@@ -64,7 +75,8 @@ class RunEventStream(Response):
             except SlowReader:
                 self._cut_off(subscription.unread_bytes)
             except OSError:
-                self.run.cancel("disconnect")  # the socket broke under us: same as leaving
+                if not self.detach:
+                    self.run.cancel("disconnect")  # the socket broke under us: same as leaving
             finally:
                 watcher.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -82,5 +94,6 @@ class RunEventStream(Response):
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                self.run.cancel("disconnect")
+                if not self.detach:
+                    self.run.cancel("disconnect")
                 return

@@ -5,9 +5,10 @@ it can never leak) and takes everything that has arrived since its cursor as one
 tokens becomes one write on the wire. Cursors are absolute event numbers.
 
 Memory stays bounded whatever the readers do:
-- events every subscriber has read are dropped (until the first subscriber comes, everything is
-  kept, so a reader that attaches just after the run started misses nothing; a log nobody will read
-  is told so with `discard_unread`);
+- of the events every subscriber has read, the newest `retain_bytes` are kept, so that a client
+  whose connection dropped can resume from where it was (`subscribe(cursor)`); older ones are
+  dropped. Until the first subscriber comes everything is kept, so a reader that attaches just after
+  the run started misses nothing; a log nobody will read is told so with `discard_unread`;
 - a subscriber that falls more than `max_unread_bytes` behind (a client that stopped reading) is cut
   off: it is unsubscribed, its `on_cut` callback runs, and its batches end with `SlowReader`. The run
   itself goes on.
@@ -27,6 +28,7 @@ from streamwise.engine.events import End, Event, Token
 Entry = Event | str
 
 DEFAULT_MAX_UNREAD_BYTES = 4 * 1024 * 1024
+DEFAULT_RETAIN_BYTES = 1024 * 1024
 _EVENT_OVERHEAD = 64  # bytes an event costs beyond its text, roughly (object, list slot, frame)
 _OTHER_EVENT_BYTES = 1024
 _TRIM_EVERY = 256  # drop read events in steps, so trimming stays amortised O(1) per event
@@ -89,8 +91,12 @@ class Subscription:
 class EventLog:
     """Implements the engine's `EventSink`, and lets transports read what was emitted."""
 
-    def __init__(self, max_unread_bytes: int = DEFAULT_MAX_UNREAD_BYTES) -> None:
+    def __init__(
+        self, max_unread_bytes: int = DEFAULT_MAX_UNREAD_BYTES, retain_bytes: int = DEFAULT_RETAIN_BYTES
+    ) -> None:
         self.max_unread_bytes = max_unread_bytes
+        self.retain_bytes = retain_bytes
+        self._held_bytes = 0  # what self._events hold, by `event_size`
         self._events: list[Entry] = []
         self._base = 0  # absolute number of self._events[0]
         self._waiters: list[asyncio.Future[bool]] = []
@@ -109,6 +115,11 @@ class EventLog:
         return [as_event(entry) for entry in self._events]
 
     @property
+    def held_bytes(self) -> int:
+        """What the events held take in memory, roughly (`event_size`)."""
+        return self._held_bytes
+
+    @property
     def held(self) -> int:
         """How many events are held in memory now."""
         return len(self._events)
@@ -116,16 +127,17 @@ class EventLog:
     def emit(self, event: Event) -> None:
         if self.closed:
             raise RuntimeError(f"event after end: {event!r}")
-        if self._subscriptions or self._keep_all:
+        size = len(event.data) + _EVENT_OVERHEAD if type(event) is Token else event_size(event)
+        if self._subscriptions or self._keep_all or self.retain_bytes:
             self._events.append(event)
+            self._held_bytes += size
+            if not self._subscriptions and self._held_bytes > self.retain_bytes and not self._keep_all:
+                self.consumed()  # nobody reads now: keep only what a resuming reader may ask for
         else:
             self._base += 1  # nobody is reading, and nobody will: count it, keep nothing
-        if type(event) is Token:
-            self.emitted_bytes += len(event.data) + _EVENT_OVERHEAD
-        else:
-            self.emitted_bytes += event_size(event)
-            if isinstance(event, End):
-                self.closed = True
+        self.emitted_bytes += size
+        if isinstance(event, End):
+            self.closed = True
         if self._subscriptions and self.emitted_bytes - self._slowest > self.max_unread_bytes:
             self._cut_slow_readers()
         if self._waiters:
@@ -138,11 +150,15 @@ class EventLog:
         """`emit(Token(chunk))` for each chunk, in order: the hot path, done once per batch."""
         if self.closed:
             raise RuntimeError(f"tokens after end: {chunks!r:.100}")
-        if self._subscriptions or self._keep_all:
+        size = sum(map(len, chunks)) + _EVENT_OVERHEAD * len(chunks)
+        if self._subscriptions or self._keep_all or self.retain_bytes:
             self._events.extend(chunks)
+            self._held_bytes += size
+            if not self._subscriptions and self._held_bytes > self.retain_bytes and not self._keep_all:
+                self.consumed()
         else:
             self._base += len(chunks)
-        self.emitted_bytes += sum(map(len, chunks)) + _EVENT_OVERHEAD * len(chunks)
+        self.emitted_bytes += size
         if self._subscriptions and self.emitted_bytes - self._slowest > self.max_unread_bytes:
             self._cut_slow_readers()
         if self._waiters:
@@ -198,8 +214,9 @@ class EventLog:
                 yield batch
 
     def discard_unread(self) -> None:
-        """Nobody will subscribe: keep no event beyond what current subscribers still need."""
+        """Nobody will subscribe, nor resume: keep no event beyond what current subscribers need."""
         self._keep_all = False
+        self.retain_bytes = 0
         self.consumed()
 
     def consumed(self) -> None:
@@ -211,10 +228,21 @@ class EventLog:
             return
         else:
             needed = len(self)
-        drop = needed - self._base
-        if drop >= _TRIM_EVERY or (drop > 0 and (drop == len(self._events) or self.closed)):
-            del self._events[:drop]
+        if self._held_bytes <= self.retain_bytes:
+            return
+        # Down to three quarters of what may be kept, in one cut, so that trimming stays amortised
+        # O(1) per event; never past what a subscriber has still to read.
+        excess = self._held_bytes - self.retain_bytes * 3 // 4
+        readable = needed - self._base
+        drop = freed = 0
+        events = self._events
+        while drop < readable and freed < excess:
+            freed += event_size(events[drop])
+            drop += 1
+        if drop >= _TRIM_EVERY or (drop > 0 and (drop == len(events) or self.closed or freed >= excess)):
+            del events[:drop]
             self._base += drop
+            self._held_bytes -= freed
 
     def _cut_slow_readers(self) -> None:
         for subscription in [s for s in self._subscriptions if s.unread_bytes > self.max_unread_bytes]:

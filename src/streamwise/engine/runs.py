@@ -1,4 +1,8 @@
-"""Every live run of this process, by run id, with lookup by chat for aborts and a drain for shutdown."""
+"""Every live run of this process, by run id, with lookup by chat for aborts and a drain for shutdown.
+
+A finished run stays findable by id for `resume_seconds`, so that a client whose connection dropped
+near the end can still read the rest of its events (its log keeps the newest `resume_bytes`).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,16 @@ import asyncio
 import logging
 
 from streamwise.engine.checkpoint import Checkpointer
-from streamwise.engine.eventlog import DEFAULT_MAX_UNREAD_BYTES, EventLog
+from streamwise.engine.eventlog import DEFAULT_MAX_UNREAD_BYTES, DEFAULT_RETAIN_BYTES, EventLog
 from streamwise.engine.pacing import Pacer
 from streamwise.engine.ports import Answerer, MessageStore
 from streamwise.engine.run import CancelReason, Run, RunRequest
 from streamwise.errors import ShuttingDown
 
 logger = logging.getLogger("streamwise.runs")
+
+MAX_ENDED_RUNS = 1000
+MAX_ENDED_BYTES = 64 * 1024 * 1024
 
 __all__ = ["RunManager", "ShuttingDown"]
 
@@ -25,9 +32,15 @@ class RunManager:
         checkpoint_seconds: float = 1.0,
         max_unread_bytes: int = DEFAULT_MAX_UNREAD_BYTES,
         crash_safe: bool = True,
+        resume_seconds: float = 60.0,
+        resume_bytes: int = DEFAULT_RETAIN_BYTES,
     ) -> None:
         self.store = store
         self._runs: dict[str, Run] = {}
+        self._ended: dict[str, tuple[Run, int]] = {}  # finished (with their size), oldest first
+        self._ended_bytes = 0
+        self.resume_seconds = resume_seconds
+        self.resume_bytes = resume_bytes
         self._draining = False
         self.pacer = Pacer()
         self.checkpointer = Checkpointer(store, checkpoint_seconds)
@@ -49,7 +62,7 @@ class RunManager:
             answerer,
             self.store,
             self.pacer,
-            log=EventLog(self.max_unread_bytes),
+            log=EventLog(self.max_unread_bytes, self.resume_bytes),
             crash_safe=self.crash_safe,
         )
         self._runs[run.id] = run
@@ -64,9 +77,27 @@ class RunManager:
         self._runs.pop(run.id, None)
         self.checkpointer.forget(run)
         self.pacer.active -= 1
+        if self.resume_seconds > 0 and run.log.retain_bytes > 0:
+            size = run.log.held_bytes
+            self._ended[run.id] = (run, size)
+            self._ended_bytes += size
+            asyncio.get_running_loop().call_later(self.resume_seconds, self._expire, run.id)
+            # Bounded however fast runs end: the oldest go first.
+            while self._ended and (len(self._ended) > MAX_ENDED_RUNS or self._ended_bytes > MAX_ENDED_BYTES):
+                self._expire(next(iter(self._ended)))
+
+    def _expire(self, run_id: str) -> None:
+        ended = self._ended.pop(run_id, None)
+        if ended is not None:
+            self._ended_bytes -= ended[1]
 
     def get(self, run_id: str) -> Run | None:
-        return self._runs.get(run_id)
+        """A running run, or one that ended less than `resume_seconds` ago."""
+        running = self._runs.get(run_id)
+        if running is not None:
+            return running
+        ended = self._ended.get(run_id)
+        return None if ended is None else ended[0]
 
     def for_chat(self, chatflow_id: str, chat_id: str) -> list[Run]:
         return [

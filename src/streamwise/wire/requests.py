@@ -51,6 +51,7 @@ class PredictionRequest:
     chat_id: str | None = None
     override_config: Mapping[str, Any] = field(default_factory=dict)
     history: tuple[ChatTurn, ...] = ()
+    detach: bool = False  # the run goes on when the client hangs up (it may resume it)
 
     @property
     def session_id(self) -> str | None:
@@ -100,6 +101,7 @@ def parse_prediction(fields: Mapping[str, Any], limits: RequestLimits | None = N
         chat_id=_chat_id(fields.get("chatId")),
         override_config=override_config,
         history=_history(fields.get("history"), limits),
+        detach=_streaming(fields.get("detach"), "detach"),
     )
 
 
@@ -115,12 +117,13 @@ def _check_id(value: str, name: str) -> None:
         raise BadRequest(f"Field '{name}' is longer than {MAX_ID_CHARS} characters")
 
 
-def _streaming(value: Any) -> bool:
+def _streaming(value: Any, name: str = "streaming") -> bool:
+    """true/false, or their text (any case, spaces around; empty is false) as a form sends it."""
     if value is None or isinstance(value, bool):
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in {"true", "false", ""}:
         return value.strip().lower() == "true"
-    raise BadRequest("Field 'streaming' must be true or false")
+    raise BadRequest(f"Field '{name}' must be true or false")
 
 
 def _chat_id(value: Any) -> str | None:

@@ -1,0 +1,76 @@
+"""A run's events from any position: `GET /api/v1/runs/{id}/events`, and resuming a prediction.
+
+Every streamed answer says its run in `X-Run-Id` and numbers its frames (`id: <run id>:<n>`). A client
+whose connection dropped reads the rest with `Last-Event-ID: <run id>:<n>`, either by sending the same
+prediction request again (what EventSource and fetch-event-source do when they reconnect: the run
+goes on from there, no new one starts), or from this route, with the header or `?after=<n>`. Either way
+it gets every event after the n-th, no duplicate and no gap, then `end`.
+
+A run can be read while it runs and for `STREAMWISE_RESUME_SECONDS` after it ended, from the newest
+`STREAMWISE_RESUME_BUFFER_BYTES` of its events (older positions are a 410). A reader of this route
+never stops the run by leaving. Who may read a run is who may use its chatflow: its key when it is
+bound to one, and the chatflow's allowed origins.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from streamwise.api.access import Access, authorize_flow, guard
+from streamwise.api.cors import refuse_origin
+from streamwise.api.sse import RunEventStream
+from streamwise.api.state import AppState, State
+from streamwise.errors import BadRequest, Gone, NotFound
+from streamwise.wire.frames import parse_event_id
+
+router = APIRouter()
+
+
+async def resumed(
+    state: AppState, request: Request, run_id: str, after: int, *, chatflow_id: str | None = None
+) -> Response:
+    """The events of run `run_id` after the `after`-th, as a stream; 404/410/401/403 before any byte."""
+    run = state.runs.get(run_id)
+    if run is None or (chatflow_id is not None and run.request.chatflow_id != chatflow_id):
+        raise NotFound(
+            f"Run {run_id} is not running here, nor did it end in the last "
+            f"{state.settings.resume_seconds:g} s"
+        )
+    record = await state.chatflows.get(run.request.chatflow_id)
+    if record is None:
+        raise NotFound(f"Run {run_id} is not running here")
+    await authorize_flow(request, state, record)
+    refused = refuse_origin(request, record, streaming=True)
+    if refused is not None:
+        return refused
+    if after > len(run.log):
+        raise BadRequest(f"Run {run_id} has {len(run.log)} events so far, not {after}")
+    try:
+        run.log.since(after)
+    except LookupError:
+        raise Gone(f"Run {run_id}'s events after the {after}-th are no longer kept") from None
+    # Whoever resumes took over from a client that left: leaving again must not stop the run.
+    return RunEventStream(run, state.settings.heartbeat_seconds, after, detach=True)
+
+
+def last_event(request: Request) -> tuple[str, int] | None:
+    header = request.headers.get("last-event-id")
+    return parse_event_id(header) if header else None
+
+
+@router.get("/api/v1/runs/{run_id}/events", response_model=None, dependencies=[guard(Access.FLOW)])
+async def run_events(
+    run_id: str,
+    request: Request,
+    state: State,
+    after: Annotated[
+        int | None,
+        Query(ge=0, description="Send the events after this many (default: Last-Event-ID, else 0)."),
+    ] = None,
+) -> Response:
+    if after is None:
+        named = last_event(request)
+        after = named[1] if named is not None and named[0] == run_id else 0
+    return await resumed(state, request, run_id, after)
