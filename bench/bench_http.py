@@ -217,7 +217,9 @@ class _Connection(asyncio.Protocol):
         if at >= 0 and result.error is None:
             line = region[at:].split(b"\n", 1)[0]
             result.error = "in-stream error: " + line.decode(errors="replace")[:300]
-        if region.endswith(dialect.end_suffix):
+        end_at = region.rfind(dialect.end_frame)
+        # The end frame is the last one (Streamwise's frames carry an `id:` line after `data:`).
+        if end_at >= 0 and region.find(b"\n\n", end_at) == len(region) - 2:
             result.ended = now
             result.end_last = True
         elif result.end_last:
@@ -359,7 +361,7 @@ def verify_stream(result: StreamResult, dialect: Dialect, expected_text: str) ->
             if not frame.startswith(b"message:\ndata:"):
                 problems.append(f"unexpected frame {frame[:80]!r}")
                 continue
-            event = json.loads(frame[len(b"message:\ndata:") :])
+            event = json.loads(frame.split(b"\n")[1][len(b"data:") :])
             events.append(event["event"])
             if event["event"] == "token":
                 text.append(event["data"])
