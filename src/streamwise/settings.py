@@ -152,10 +152,13 @@ class Settings(BaseSettings):
     rate_limit_max: int = Field(
         0,
         ge=0,
+        le=100_000,
         description="Default requests per window for a chatflow's prediction and upsert routes, per "
         "API key or client address, when its `apiConfig.rateLimit` sets none; 0 for no default limit.",
     )
-    rate_limit_seconds: int = Field(60, gt=0, description="The default rate limit's window, in seconds.")
+    rate_limit_seconds: int = Field(
+        60, gt=0, le=86_400, description="The default rate limit's window, in seconds (at most a day)."
+    )
     rate_limit_storage: str = Field(
         "memory://",
         description="Where rate-limit counters live: `memory://` (this process) or a Redis URL "

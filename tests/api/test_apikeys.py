@@ -195,3 +195,23 @@ async def test_key_names_are_checked(http: httpx.AsyncClient) -> None:
         assert answer.status_code == 400, body
     assert (await http.put("/api/v1/apikey/nope", json={"keyName": "n"})).status_code == 404
     assert (await http.delete("/api/v1/apikey/nope")).status_code == 404
+
+
+async def test_guessing_at_one_keys_secret_is_throttled_and_its_holder_is_not_locked_out(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, key = await new_key(http, "guessed")
+    assert (await http.get("/api/v1/chatflows", headers=bearer(key))).status_code == 200
+    checks: list[str] = []
+    real = key_module.key_matches
+
+    def counting(key_hash: str, candidate: str) -> bool:
+        checks.append(candidate)
+        return real(key_hash, candidate)
+
+    monkeypatch.setattr(key_module, "key_matches", counting)
+    for attempt in range(20):
+        guess = key[:16] + f"{attempt:043d}"
+        assert (await http.get("/api/v1/chatflows", headers=bearer(guess))).status_code == 401
+    assert len(checks) == 5  # then refused without the slow hash
+    assert (await http.get("/api/v1/chatflows", headers=bearer(key))).status_code == 200

@@ -15,6 +15,8 @@ import redis.asyncio as redis
 
 from streamwise.api.rate_limits import (
     DEFAULT_LIMIT_MESSAGE,
+    MAX_LIMIT,
+    MAX_WINDOW_SECONDS,
     RateLimit,
     RateLimiter,
     StreamSlots,
@@ -370,3 +372,13 @@ def test_trusted_proxies_parse_once_and_refuse_bad_entries() -> None:
         TrustedProxies(["10.0.0.0/33"])
     with pytest.raises(ValueError):
         TrustedProxies(["proxy.example"])
+
+
+@pytest.mark.parametrize(
+    ("limit_max", "duration"), [("1e300", "60"), ("5", "1e300"), ("999999999999999999999999", "1e308")]
+)
+def test_huge_limits_and_windows_are_held_to_bounds(limit_max: str, duration: str) -> None:
+    config = json.dumps({"rateLimit": {"status": True, "limitMax": limit_max, "limitDuration": duration}})
+    limit = chatflow_rate_limit(config, None)
+    assert limit is not None
+    assert limit.max <= MAX_LIMIT and limit.seconds <= MAX_WINDOW_SECONDS

@@ -6,7 +6,8 @@
   turns the limit off; a config without `status` (what Flowise's UI saved before it had the switch)
   is enforced when its numbers are there. A fractional `limitMax` is rounded down (Flowise lets
   `totalHits <= max` pass), a fractional `limitDuration` up (windows are whole seconds). Anything
-  unusable falls back to the server's default, so a bad config never fails a prediction.
+  unusable falls back to the server's default, so a bad config never fails a prediction. A limit is
+  held to at most 100,000 requests and a window to at most a day.
 - `RateLimiter` counts requests per (bucket, who) with `limits`, in this process (`memory://`) or
   in Redis shared by every server process (`redis://`, `rediss://`, `redis+unix://`, through
   redis-py). It uses the moving-window strategy: the store checks the last `max` timestamps and
@@ -51,6 +52,9 @@ from redis.backoff import NoBackoff
 logger = logging.getLogger(__name__)
 
 DEFAULT_LIMIT_MESSAGE = "Too many requests, please try again later."
+# What a chatflow's limit is held to (more would keep that many timestamps per client in memory).
+MAX_LIMIT = 100_000
+MAX_WINDOW_SECONDS = 86_400
 _SOCKET_TIMEOUT = 2.0
 _CALL_TIMEOUT = 3.0
 _PAUSE_AFTER_FAILURE = 5.0
@@ -101,7 +105,12 @@ def _parse_api_config(text: str) -> RateLimit | None:
     message = rate_limit.get("limitMsg")
     if not isinstance(message, str) or not message.strip():
         message = DEFAULT_LIMIT_MESSAGE
-    return RateLimit(max=math.floor(max_value), seconds=math.ceil(seconds_value), message=message)
+    # Bounded: a moving window keeps one timestamp per counted request, for the whole window.
+    return RateLimit(
+        max=min(math.floor(max_value), MAX_LIMIT),
+        seconds=min(math.ceil(seconds_value), MAX_WINDOW_SECONDS),
+        message=message,
+    )
 
 
 def _positive_number(value: object) -> float | None:

@@ -5,7 +5,10 @@ characters. Only an argon2id hash of the whole key is stored. Checking a key aga
 tens of milliseconds on purpose, so the ring does it once per key: after a key has matched, the ring
 remembers its SHA-256 digest and later requests compare digests in constant time. Wrong keys are
 remembered too (a bounded set of digests), so repeating one costs nothing, and at most two slow
-checks run at once, off the event loop, so a flood of made-up keys cannot starve the server.
+checks run at once, off the event loop, so a flood of made-up keys cannot starve the server. Only a
+key whose lookup part is a real key's costs a slow check at all, and after five wrong keys for one
+lookup within ten seconds the next ones are refused unchecked for the rest of those ten seconds (a
+key that matched before is still known by its digest, so its holder is not locked out).
 
 The ring keeps every key's row in memory and reloads them in the background at most once per
 `refresh_seconds`: a key deleted by another server process stops working there within about that
@@ -34,6 +37,8 @@ logger = logging.getLogger("streamwise.keys")
 _HASHER = PasswordHasher()  # argon2id with the library's recommended cost
 _SLOW_CHECKS_AT_ONCE = 2
 _REMEMBERED_FAILURES = 4096
+_FAILURES_PER_WINDOW = 5
+_FAILURE_WINDOW_SECONDS = 10.0
 
 
 def new_key() -> tuple[str, str]:
@@ -85,6 +90,7 @@ class KeyRing:
         self._reload: asyncio.Task[None] | None = None
         self._verified: dict[str, bytes] = {}  # key id -> digest of the key that matched its hash
         self._failed: OrderedDict[bytes, None] = OrderedDict()
+        self._failures: dict[str, tuple[float, int]] = {}  # lookup -> (window start, wrong keys)
         self._slow = asyncio.Semaphore(_SLOW_CHECKS_AT_ONCE)
 
     async def any_keys(self) -> bool:
@@ -104,7 +110,7 @@ class KeyRing:
         known = self._verified.get(record.id)
         if known is not None and hmac.compare_digest(known, digest):
             return record
-        if digest in self._failed:
+        if digest in self._failed or self._throttled(lookup):
             return None
         async with self._slow:
             matched = await asyncio.to_thread(key_matches, record.apiSecret, key)
@@ -114,7 +120,25 @@ class KeyRing:
         self._failed[digest] = None
         if len(self._failed) > _REMEMBERED_FAILURES:
             self._failed.popitem(last=False)
+        self._count_failure(lookup)
         return None
+
+    def _throttled(self, lookup: str) -> bool:
+        started, count = self._failures.get(lookup, (0.0, 0))
+        return count >= _FAILURES_PER_WINDOW and time.monotonic() - started < _FAILURE_WINDOW_SECONDS
+
+    def _count_failure(self, lookup: str) -> None:
+        now = time.monotonic()
+        started, count = self._failures.get(lookup, (now, 0))
+        if now - started >= _FAILURE_WINDOW_SECONDS:
+            started, count = now, 0
+        self._failures[lookup] = (started, count + 1)
+        if len(self._failures) > _REMEMBERED_FAILURES:  # lookups are real keys': few; stay bounded
+            self._failures = {
+                name: window
+                for name, window in self._failures.items()
+                if now - window[0] < _FAILURE_WINDOW_SECONDS
+            }
 
     async def create(self, name: str) -> CreatedKey:
         lookup, key = new_key()
