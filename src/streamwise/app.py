@@ -18,6 +18,7 @@ from streamwise.api import (
     cors,
     credentials,
     feedback,
+    health,
     ping,
     predictions,
     public_config,
@@ -170,6 +171,7 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
         apikeys,
         credentials,
         runs,
+        health,
     )
     for module in routers:
         app.include_router(module.router)

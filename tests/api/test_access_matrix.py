@@ -138,6 +138,7 @@ def _body(route: APIRoute, world: World, kind: str) -> dict[str, Any] | None:
 # What each route must require: a route added to the app and not to this table fails the test below.
 LEVELS: dict[tuple[str, str], Access] = {
     ("GET", "/api/v1/ping"): Access.OPEN,
+    ("GET", "/api/v1/health"): Access.OPEN,
     ("GET", "/api/v1/chatflows-streaming/{chatflow_id}"): Access.OPEN,
     ("GET", "/api/v1/public-chatbotConfig/{chatflow_id}"): Access.OPEN,
     ("GET", "/chatbot-assets/{name}"): Access.OPEN,

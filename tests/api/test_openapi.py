@@ -148,7 +148,7 @@ def test_errors_are_flowise_bodies_with_statuses_the_server_sends(spec: dict[str
         responses = operation["responses"]
         assert "200" in responses, (method, path)
         for status, response in responses.items():
-            if status != "200":
+            if status != "200" and (path, status) != ("/api/v1/health", "503"):
                 assert int(status) in sent, (method, path, status)
                 assert response["content"] == {
                     "application/json": {"schema": {"$ref": REF_PREFIX + "ErrorBody"}}

@@ -76,6 +76,7 @@ class Operation:
     query: type[BaseModel] | None = None  # documents the query parameters FastAPI declares
     streams: bool = False  # may answer text/event-stream instead
     events_only: bool = False  # answers text/event-stream only (a run's events)
+    unwell: bool = False  # a 503 with the `ok` body (the health check), not an error body
 
 
 _PREDICTION_ERRORS = (400, 404, 408, 410, 411, 413, 429, 502, 503, 504)
@@ -119,6 +120,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         json_fields=("overrideConfig",),
     ),
     ("get", "/api/v1/ping"): Operation(),
+    ("get", "/api/v1/health"): Operation(schemas.HealthReport, unwell=True),
     ("get", "/api/v1/public-chatbotConfig/{chatflow_id}"): Operation(
         schemas.PublicChatbotConfig, errors=(404,)
     ),
@@ -244,6 +246,11 @@ def _describe(operation: dict[str, Any], described: Operation) -> None:
             content[EVENT_STREAM] = {"schema": _ref(schemas.StreamEvent)}
             description = "The answer; with `streaming`, when the chatflow can stream, as Server-Sent Events."
         responses["200"] = {"description": description, "content": content}
+    if described.unwell and described.ok is not None:
+        responses["503"] = {
+            "description": "A check failed (or the server is draining); the body says which.",
+            "content": {JSON: {"schema": _ref(described.ok)}},
+        }
     if described.events_only:
         responses["200"] = {
             "description": "The run's events after the position asked for, as Server-Sent Events.",

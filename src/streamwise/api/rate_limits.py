@@ -155,6 +155,8 @@ class RateLimiter:
             )
         else:
             raise ValueError(f"rate-limit storage must be memory:// or a redis:// URL, not {scheme}://")
+        self._storage = storage
+        self.kind = "memory" if scheme == "memory" else "redis"
         self._strategy = MovingWindowRateLimiter(storage)
         parts = urlsplit(f"{scheme}://{rest}")
         self._where = f"{scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"
@@ -183,6 +185,14 @@ class RateLimiter:
             return float(limit.seconds)
         wait = math.ceil(stats.reset_time - time.time())
         return float(min(max(wait, 1), limit.seconds))
+
+    async def healthy(self) -> bool:
+        """Whether the store answers (within the call deadline)."""
+        try:
+            async with asyncio.timeout(_CALL_TIMEOUT):
+                return bool(await self._storage.check())
+        except Exception:
+            return False
 
     def _failed(self, exc: BaseException) -> None:
         now = time.monotonic()

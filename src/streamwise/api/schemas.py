@@ -466,3 +466,23 @@ class ErrorBody(BaseModel):
     success: Literal[False]
     message: str
     stack: dict[str, Any] = Field(description="Always empty.", json_schema_extra={"maxProperties": 0})
+
+
+class HealthCheck(BaseModel):
+    ok: bool
+    ms: float | Absent = Field(None, description="How long the check took, when it answered.")
+
+
+class RateLimitStoreCheck(BaseModel):
+    kind: Literal["memory", "redis"]
+    ok: bool
+
+
+class HealthReport(BaseModel):
+    """GET /api/v1/health: 200 when every check passed, else 503 with the same body."""
+
+    status: Literal["ok", "degraded"]
+    database: HealthCheck
+    rateLimitStore: RateLimitStoreCheck
+    runs: int = Field(ge=0, description="Answers running in this process.")
+    draining: bool = Field(description="The server is shutting down and takes no new runs.")
