@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as redis
 
 from streamwise.app import create_app
 from streamwise.nodes.services import NodeServices
@@ -19,8 +18,7 @@ from streamwise.settings import Settings
 from tests.api.helpers import create_flow
 from tests.conftest import FAKE_MODULES
 from tests.support.flows import fake_flow
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
+from tests.support.redis import REDIS_URL, delete_matching
 
 
 def _settings(tmp_path: Path, **extra: Any) -> Settings:
@@ -36,15 +34,6 @@ async def _client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://localhost", timeout=60) as client:
             yield client
-
-
-async def _forget(chatflow_id: str) -> None:
-    connection = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    try:
-        async for key in connection.scan_iter(match=f"*{chatflow_id}*", count=500):
-            await connection.delete(key)
-    finally:
-        await connection.aclose()
 
 
 async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
@@ -88,7 +77,7 @@ async def test_exactly_limit_max_of_100_concurrent_predictions_pass(tmp_path: Pa
                 assert 1 <= int(refused.headers["retry-after"]) <= 60
         finally:
             if storage != "memory://":
-                await _forget(chatflow_id)
+                await delete_matching(f"*{chatflow_id}*")
 
 
 async def test_the_server_default_applies_when_a_chatflow_sets_no_limit(tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-import redis.asyncio as redis
 
 from streamwise.api.rate_limits import (
     DEFAULT_LIMIT_MESSAGE,
@@ -24,8 +23,8 @@ from streamwise.api.rate_limits import (
     chatflow_rate_limit,
 )
 from streamwise.api.rate_limits import client_address as address
+from tests.support.redis import REDIS_URL, delete_matching, keys_matching
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT = RateLimit(max=100, seconds=60)
 
 
@@ -138,24 +137,6 @@ def test_rate_limit_rejects_impossible_values() -> None:
 # --- RateLimiter -----------------------------------------------------------------------------
 
 
-async def _redis_keys(prefix: str) -> list[bytes]:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    try:
-        return [key async for key in client.scan_iter(match=f"{prefix}:*")]
-    finally:
-        await client.aclose()
-
-
-async def _delete_redis_keys(prefix: str) -> None:
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
 @pytest.fixture(params=["memory://", REDIS_URL], ids=["memory", "redis"])
 async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
     uri: str = request.param
@@ -166,8 +147,8 @@ async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
     finally:
         await rate_limiter.aclose()
         if uri.startswith("redis"):
-            await _delete_redis_keys(prefix)
-            assert await _redis_keys(prefix) == []
+            await delete_matching(f"{prefix}:*")
+            assert await keys_matching(f"{prefix}:*") == []
 
 
 async def test_exactly_max_requests_pass_under_concurrency(limiter: RateLimiter) -> None:
@@ -208,12 +189,12 @@ async def test_redis_keys_carry_the_prefix() -> None:
         async with asyncio.timeout(15):
             assert await rate_limiter.hit("flow-1", "key-1", RateLimit(2, 30)) is None
             assert await rate_limiter.hit("flow-2", "key-1", RateLimit(2, 30)) is None
-            keys = await _redis_keys(prefix)
+            keys = await keys_matching(f"{prefix}:*")
         assert len(keys) == 2
         assert all(key.startswith(f"{prefix}:".encode()) for key in keys)
     finally:
         await rate_limiter.aclose()
-        await _delete_redis_keys(prefix)
+        await delete_matching(f"{prefix}:*")
 
 
 def _free_port() -> int:

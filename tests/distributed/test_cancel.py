@@ -16,25 +16,7 @@ import redis.asyncio as aioredis
 
 from streamwise.distributed.cancel import CancelListener, is_cancelled, request_cancel
 from streamwise.distributed.keys import Keys
-
-REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def keys(redis: aioredis.Redis) -> AsyncIterator[Keys]:
-    keys = Keys(prefix=f"test-{uuid4()}")
-    yield keys
-    async with asyncio.timeout(10):
-        async for key in redis.scan_iter(match=keys.pattern(), count=1000):
-            await redis.delete(key)
-        assert [key async for key in redis.scan_iter(match=keys.pattern())] == []
+from tests.support.redis import REDIS_URL
 
 
 def _recorder() -> tuple[list[str], asyncio.Event, Callable[[str], None]]:

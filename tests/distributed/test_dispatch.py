@@ -7,7 +7,7 @@ import random
 import socket
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from uuid import uuid4
 
 import pytest
@@ -19,26 +19,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streamwise.distributed.dispatch import Consumer, Job, JobQueue, consumer_name
 from streamwise.distributed.keys import Keys
+from tests.support.redis import REDIS_URL
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 GROUP = "workers"
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def keys(redis: aioredis.Redis) -> AsyncIterator[Keys]:
-    keys = Keys(prefix=f"test-{uuid4()}")
-    yield keys
-    async with asyncio.timeout(10):
-        async for key in redis.scan_iter(match=keys.pattern(), count=1000):
-            await redis.delete(key)
-        assert [key async for key in redis.scan_iter(match=keys.pattern())] == []
 
 
 @pytest.fixture

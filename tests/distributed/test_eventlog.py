@@ -7,7 +7,6 @@ import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, get_args
-from uuid import uuid4
 
 import pytest
 import redis.asyncio as aioredis
@@ -41,9 +40,9 @@ from streamwise.engine.events import (
     Token,
     UsedTools,
 )
+from tests.support.redis import REDIS_URL
 from tests.support.waiting import until
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 RUN = "run-1"
 
 SAMPLES: list[Event] = [
@@ -71,23 +70,6 @@ TOKENS = [
     "\x00\t",
     "[DONE]",
 ]
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(REDIS_URL, socket_timeout=5)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def keys(redis: aioredis.Redis) -> AsyncIterator[Keys]:
-    keys = Keys(prefix=f"test-{uuid4()}")
-    yield keys
-    async with asyncio.timeout(10):
-        async for key in redis.scan_iter(match=keys.pattern(), count=1000):
-            await redis.delete(key)
-        assert [key async for key in redis.scan_iter(match=keys.pattern())] == []
 
 
 async def _writer(redis: aioredis.Redis, keys: Keys, **options: Any) -> RedisEventWriter:
