@@ -5,7 +5,6 @@ not), and still does after the server is restarted on the same data directory.""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 from streamwise.seed import DOCS_NAME
+from tests.support.flows import enable_overrides
 from tests.support.process import REPO, started
 from tests.support.server import free_port
 from tests.support.sse import check_invariant, parse_frames
@@ -36,20 +36,6 @@ def documents_flow(base: str) -> str:
     [flow] = [flow for flow in listed if flow["name"] == DOCS_NAME]
     chatflow_id: str = flow["id"]
     return chatflow_id
-
-
-def enable_max_tokens(base: str, chatflow_id: str) -> None:
-    """Let requests cap the answer's length: a seeded chatflow enables no override (as in Flowise 2.x+)."""
-    record = httpx.get(f"{base}/api/v1/chatflows/{chatflow_id}", timeout=10).json()
-    nodes = json.loads(record["flowData"])["nodes"]
-    label = next(item["data"]["label"] for item in nodes if item["data"]["name"] == "chatLocalModel")
-    enabled = {"status": True, "nodes": {label: [{"name": "maxTokens", "enabled": True}]}}
-    response = httpx.put(
-        f"{base}/api/v1/chatflows/{chatflow_id}",
-        json={"apiConfig": json.dumps({"overrideConfig": enabled})},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
 
 
 def ingest(data_dir: Path, chatflow_id: str, *paths: Path) -> subprocess.CompletedProcess[str]:
@@ -91,7 +77,7 @@ def test_ingested_documents_are_found_answered_from_and_kept_across_a_restart(tm
     text_files = sorted(p for p in CORPUS.iterdir() if p.name != "chess.txt")
     with started(tmp_path, port, env={"STREAMWISE_NODE_MODULES": ""}):
         chatflow_id = documents_flow(base)
-        enable_max_tokens(base, chatflow_id)
+        enable_overrides(base, chatflow_id, "chatLocalModel", "maxTokens")
         # The command line, on the server's own data directory while the server runs.
         done = ingest(tmp_path, chatflow_id, *text_files)
         assert done.returncode == 0, done.stderr

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import httpx
@@ -11,24 +10,11 @@ import pytest
 from streamwise.nodes.services import NodeServices
 from streamwise.seed import SEED_NAME
 from streamwise.settings import Settings
+from tests.support.flows import enable_overrides
 from tests.support.server import live_server
 from tests.support.sse import check_invariant, parse_frames
 
 pytestmark = pytest.mark.slow
-
-
-def enable_max_tokens(base: str, chatflow_id: str) -> None:
-    """Let requests cap the answer's length: a seeded chatflow enables no override (as in Flowise 2.x+)."""
-    record = httpx.get(f"{base}/api/v1/chatflows/{chatflow_id}", timeout=10).json()
-    nodes = json.loads(record["flowData"])["nodes"]
-    label = next(item["data"]["label"] for item in nodes if item["data"]["name"] == "chatLocalModel")
-    enabled = {"status": True, "nodes": {label: [{"name": "maxTokens", "enabled": True}]}}
-    response = httpx.put(
-        f"{base}/api/v1/chatflows/{chatflow_id}",
-        json={"apiConfig": json.dumps({"overrideConfig": enabled})},
-        timeout=10,
-    )
-    assert response.status_code == 200, response.text
 
 
 def test_seeded_chatflow_streams_a_real_answer_from_the_local_model(tmp_path: Path) -> None:
@@ -37,7 +23,7 @@ def test_seeded_chatflow_streams_a_real_answer_from_the_local_model(tmp_path: Pa
         base = server.base_url
         listed = httpx.get(f"{base}/api/v1/chatflows", timeout=10).json()
         [flow] = [flow for flow in listed if flow["name"] == SEED_NAME]
-        enable_max_tokens(base, flow["id"])
+        enable_overrides(base, flow["id"], "chatLocalModel", "maxTokens")
         assert httpx.get(f"{base}/api/v1/chatflows-streaming/{flow['id']}").json() == {"isStreaming": True}
         body = {
             "question": "Hello world!",

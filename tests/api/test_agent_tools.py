@@ -25,6 +25,7 @@ from tests.support.flows import (
     fake_tool,
     node,
     openai_model,
+    overrides_enabled,
     rag_flow,
     ref,
     stub_calls,
@@ -259,9 +260,8 @@ async def test_a_request_cannot_point_a_chatflow_tool_elsewhere(
         client, agent_flow(openai_model(stub.base_url, modelName=name), [chatflow_tool(meant)])
     )
     # Enabled in apiConfig, so that what refuses it is the tool's own protection.
-    enabled = [{"name": "selectedChatflow", "enabled": True}]
-    api_config = {"overrideConfig": {"status": True, "nodes": {"chatflowTool": enabled}}}
-    put = await client.put(f"/api/v1/chatflows/{agent}", json={"apiConfig": json.dumps(api_config)})
+    api_config = overrides_enabled("chatflowTool", "selectedChatflow")
+    put = await client.put(f"/api/v1/chatflows/{agent}", json={"apiConfig": api_config})
     assert put.status_code == 200, put.text
     body: dict[str, object] = {"question": "q", "overrideConfig": {"selectedChatflow": other}}
     frames = await stream(client, agent, body)

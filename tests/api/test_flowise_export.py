@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.api.helpers import create_flow, stream
+from tests.support.flows import overrides_enabled
 from tests.support.openai_stub import StubServer, expected_text, serve_in_thread
 from tests.support.sse import check_invariant
 
@@ -59,9 +60,8 @@ async def test_a_request_may_override_temperature_as_in_flowise(
     model = "stub?tokens=3&case=override"
     chatflow_id = await create_flow(client, exported_flow(stub.base_url, model))
     # As Flowise 2.x+ asks: the chatflow enables the overrides (basepath too: it stays protected).
-    enabled = [{"name": name, "enabled": True} for name in ("temperature", "basepath")]
-    api_config = {"overrideConfig": {"status": True, "nodes": {"ChatOpenAI": enabled}}}
-    put = await client.put(f"/api/v1/chatflows/{chatflow_id}", json={"apiConfig": json.dumps(api_config)})
+    api_config = overrides_enabled("ChatOpenAI", "temperature", "basepath")
+    put = await client.put(f"/api/v1/chatflows/{chatflow_id}", json={"apiConfig": api_config})
     assert put.status_code == 200, put.text
     body = {"question": "hi", "overrideConfig": {"temperature": 0.05, "basepath": "http://10.0.0.1/v1"}}
     response = await client.post(f"/api/v1/prediction/{chatflow_id}", json=body)

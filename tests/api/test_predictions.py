@@ -12,7 +12,7 @@ from streamwise.app import create_app
 from streamwise.nodes.services import NodeServices
 from streamwise.settings import Settings
 from tests.api.helpers import create_flow, stream
-from tests.support.flows import fake_flow
+from tests.support.flows import fake_flow, overrides_enabled
 from tests.support.sse import check_invariant, parse_frames
 
 
@@ -90,9 +90,8 @@ async def test_streaming_check_is_true_for_a_streaming_model(client: httpx.Async
 
 async def test_override_config_reaches_node_inputs(client: httpx.AsyncClient) -> None:
     chatflow_id = await create_flow(client, fake_flow(echo=True))
-    enabled = [{"name": "systemMessagePrompt", "enabled": True}]
-    api_config = {"overrideConfig": {"status": True, "nodes": {"conversationChain": enabled}}}
-    put = await client.put(f"/api/v1/chatflows/{chatflow_id}", json={"apiConfig": json.dumps(api_config)})
+    api_config = overrides_enabled("conversationChain", "systemMessagePrompt")
+    put = await client.put(f"/api/v1/chatflows/{chatflow_id}", json={"apiConfig": api_config})
     assert put.status_code == 200, put.text
     response = await client.post(
         f"/api/v1/prediction/{chatflow_id}",

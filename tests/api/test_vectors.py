@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from tests.api.helpers import create_flow
 from tests.support.fake_retrieval import store_for
-from tests.support.flows import edge, fake_model, node, rag_flow, ref
+from tests.support.flows import edge, fake_model, node, overrides_enabled, rag_flow, ref
 
 
 def with_record_manager(flow_data: str, cleanup: str) -> str:
@@ -30,9 +30,8 @@ async def upsert(client: httpx.AsyncClient, chatflow_id: str, **body: Any) -> ht
 
 async def enable_texts_override(client: httpx.AsyncClient, chatflow_id: str) -> None:
     """Let requests override the loader's `texts`, as a chatflow's apiConfig does in Flowise 2.x+."""
-    enabled = [{"name": "texts", "enabled": True}]
-    api_config = {"overrideConfig": {"status": True, "nodes": {"fakeTextLoader": enabled}}}
-    put = await client.put(f"/api/v1/chatflows/{chatflow_id}", json={"apiConfig": json.dumps(api_config)})
+    api_config = overrides_enabled("fakeTextLoader", "texts")
+    put = await client.put(f"/api/v1/chatflows/{chatflow_id}", json={"apiConfig": api_config})
     assert put.status_code == 200, put.text
 
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from streamwise.client import AsyncClient, errors, events
-from tests.support.flows import fake_flow, fake_model, rag_flow
+from tests.support.flows import fake_flow, fake_model, overrides_enabled, rag_flow
 from tests.support.server import LiveServer
 
 TEXTS = ["The capital of France is Paris.", "Bananas are yellow."]
@@ -80,8 +80,7 @@ async def test_chatflow_crud_and_upsert(client: AsyncClient) -> None:
     assert (await client.update_chatflow(created.id, name="renamed")).name == "renamed"
     result = await client.upsert(created.id, [("extra.fake", b"Rome is in Italy.\n")])
     assert result.num_added == 1 and result.added_docs[0].metadata == {"source": "extra.fake", "line": 1}
-    texts_enabled = {"status": True, "nodes": {"fakeTextLoader": [{"name": "texts", "enabled": True}]}}
-    await client.update_chatflow(created.id, api_config=json.dumps({"overrideConfig": texts_enabled}))
+    await client.update_chatflow(created.id, api_config=overrides_enabled("fakeTextLoader", "texts"))
     loaded = await client.upsert(created.id, override_config={"texts": json.dumps(TEXTS)})
     assert loaded.num_added == 2
     async with client.stream(created.id, "France?") as stream:

@@ -17,6 +17,7 @@ from tests.support.flows import (
     fake_model,
     fake_tool,
     openai_model,
+    overrides_enabled,
     rag_flow,
     stub_calls,
 )
@@ -118,8 +119,7 @@ def test_upsert_files_and_override_config(client: Client, server: LiveServer, tm
         {"source": "more.fake", "line": 1},
         {"source": "more.fake", "line": 3},
     ]
-    texts_enabled = {"status": True, "nodes": {"fakeTextLoader": [{"name": "texts", "enabled": True}]}}
-    client.update_chatflow(chatflow_id, api_config=json.dumps({"overrideConfig": texts_enabled}))
+    client.update_chatflow(chatflow_id, api_config=overrides_enabled("fakeTextLoader", "texts"))
     given = client.upsert(chatflow_id, override_config={"texts": json.dumps(["Given at upsert."])})
     assert given.num_added == 1 and given.added_docs[0].page_content == "Given at upsert."
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
+
 
 def node(node_id: str, name: str, category: str, inputs: dict[str, Any]) -> dict[str, Any]:
     return {
@@ -163,3 +165,23 @@ def agent_flow(
         edges.append(edge("memory_0", "toolAgent_0", "memory"))
     nodes.append(node("toolAgent_0", "toolAgent", "Agents", inputs))
     return json.dumps({"nodes": nodes, "edges": edges})
+
+
+def overrides_enabled(label: str, *inputs: str) -> str:
+    """A chatflow's apiConfig text that lets requests override these inputs of the nodes labelled
+    `label`, as Flowise 2.x+ asks (no override is applied otherwise)."""
+    enabled = [{"name": name, "enabled": True} for name in inputs]
+    return json.dumps({"overrideConfig": {"status": True, "nodes": {label: enabled}}})
+
+
+def enable_overrides(base: str, chatflow_id: str, node_name: str, *inputs: str) -> None:
+    """PUT that apiConfig on a live server's chatflow, for the node named `node_name` (by its label)."""
+    record = httpx.get(f"{base}/api/v1/chatflows/{chatflow_id}", timeout=10).json()
+    nodes = json.loads(record["flowData"])["nodes"]
+    label = next(item["data"]["label"] for item in nodes if item["data"]["name"] == node_name)
+    response = httpx.put(
+        f"{base}/api/v1/chatflows/{chatflow_id}",
+        json={"apiConfig": overrides_enabled(label, *inputs)},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
