@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from streamwise.api.access import Access, guard
-from streamwise.api.cors import refuse_origin
+from streamwise.api.cors import chatbot_config, refuse_origin
 from streamwise.api.state import State
 from streamwise.chat_page import STATIC_DIR
 from streamwise.wire.errors import error_body
@@ -78,17 +78,6 @@ def script_json(value: Any) -> str:
     ):
         text = text.replace(raw, escaped)
     return text
-
-
-def chatbot_config(raw: str | None) -> dict[str, Any]:
-    """The stored `chatbotConfig` JSON text as an object; anything else counts as no settings."""
-    if not raw:
-        return {}
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        return {}
-    return parsed if isinstance(parsed, dict) else {}
 
 
 _CSP_ORIGIN = re.compile(
