@@ -27,6 +27,7 @@
     │       └── StoreTimeout       the same from a vector store server
     ├── StorageError           the database failed; details are logged, not shown
     ├── ShuttingDown           the server is draining and takes no new runs
+    ├── Unavailable            a service it needs (Redis, in scale-out mode) did not answer
     └── InternalError          anything unexpected, reported with the run id to look up in the log
 
 `detail` holds what only the server log may see (upstream URL, body text, paths). The HTTP status for
@@ -153,6 +154,10 @@ class StorageError(StreamwiseError):
 class ShuttingDown(StreamwiseError):
     def __init__(self, message: str = "Server shutting down") -> None:
         super().__init__(message)
+
+
+class Unavailable(StreamwiseError):
+    """A service the server needs right now (Redis, in scale-out mode) did not answer."""
 
 
 class InternalError(StreamwiseError):

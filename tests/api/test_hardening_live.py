@@ -219,7 +219,7 @@ def test_a_client_that_stops_reading_is_cut_off_while_the_run_finishes_and_is_st
                 f"{server.base_url}/api/v1/chatmessage/{chatflow_id}", params={"chatId": "deaf"}
             ).json()
             runs = list(server.state.runs._runs.values())
-            held = [sum(map(event_size, run.log.events)) for run in runs]
+            held = [sum(map(event_size, run.local_log.events)) for run in runs]
             most_held = max([most_held, *held])
             if stored and stored[-1]["status"] != "running":
                 break

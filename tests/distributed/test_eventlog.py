@@ -35,6 +35,7 @@ from streamwise.engine.events import (
     Error,
     Event,
     Metadata,
+    Restart,
     SourceDocuments,
     Start,
     Token,
@@ -56,6 +57,7 @@ SAMPLES: list[Event] = [
     Metadata(),
     Error("something failed: «quoted»"),
     Abort(),
+    Restart({"attempt": 2, "reason": "the worker was lost"}),
     End(),
 ]
 TOKENS = [

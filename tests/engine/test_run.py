@@ -38,14 +38,14 @@ def request(chat_id: str = "chat-1", question: str = "hi") -> RunRequest:
 
 async def wait_for_events(run: Run, count: int) -> None:
     async with asyncio.timeout(5):
-        while len(run.log) < count:
-            await run.log.wait_beyond(len(run.log), None)
+        while len(run.local_log) < count:
+            await run.local_log.wait_beyond(len(run.local_log), None)
 
 
 async def run_to_end(run: Run) -> list[Event]:
     async with asyncio.timeout(10):
         await run.wait()
-    return run.log.events
+    return run.local_log.events
 
 
 async def test_success_emits_start_tokens_metadata_end_and_stores_the_answer() -> None:
@@ -116,7 +116,7 @@ async def test_shutdown_sends_error_then_end() -> None:
     run = manager.start(request(), chain(model))
     await wait_for_events(run, 3)
     await manager.drain(timeout=5)
-    events = run.log.events
+    events = run.local_log.events
     assert events[-2:] == [Error(SHUTDOWN_MESSAGE), End()]
     assert store.exchanges[0].status == "error" and store.exchanges[0].answer
     with pytest.raises(ShuttingDown):

@@ -24,9 +24,7 @@ from typing import Any, get_args
 import orjson
 
 from streamwise.engine.events import End, Event
-
-Entry = Event | str
-"""An event-log entry, as `streamwise.engine.eventlog.Entry`: an event, or a token's bare text."""
+from streamwise.engine.sink import Entry as Entry
 
 EVENT_TYPES: dict[str, type[Event]] = {cls.__name__: cls for cls in get_args(Event)}
 _FIELDS: dict[type[Any], tuple[str, ...]] = {

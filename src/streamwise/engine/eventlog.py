@@ -21,11 +21,10 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from streamwise.engine.events import End, Event, Token
+from streamwise.engine.sink import Entry as Entry
 
-# What the log holds: events, except that a token is kept as its bare text. One `Token` object per
-# token was 6% of a 2000-token stream's CPU; `as_event` gives the event back, `wire.frames` encodes
-# either form.
-Entry = Event | str
+# The log holds events, except that a token is kept as its bare text (`Entry`); `as_event` gives the
+# event back, `wire.frames` encodes either form.
 
 DEFAULT_MAX_UNREAD_BYTES = 4 * 1024 * 1024
 DEFAULT_RETAIN_BYTES = 1024 * 1024

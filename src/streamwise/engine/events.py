@@ -9,7 +9,16 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 EventName = Literal[
-    "start", "token", "sourceDocuments", "usedTools", "calledTools", "metadata", "error", "abort", "end"
+    "start",
+    "token",
+    "sourceDocuments",
+    "usedTools",
+    "calledTools",
+    "metadata",
+    "error",
+    "abort",
+    "end",
+    "restart",
 ]
 
 DONE = "[DONE]"
@@ -77,4 +86,14 @@ class End:
     event: ClassVar[EventName] = "end"
 
 
-Event = Start | Token | SourceDocuments | UsedTools | CalledTools | Metadata | Error | Abort | End
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """Streamwise's own event, never Flowise's: the worker running the answer was lost and another
+    starts it again. Everything the answer sent since `start` is void; what follows is the whole
+    answer from its beginning (no second `start`). `data`: `{"attempt": n, "reason": "..."}`."""
+
+    data: dict[str, Any]
+    event: ClassVar[EventName] = "restart"
+
+
+Event = Start | Token | SourceDocuments | UsedTools | CalledTools | Metadata | Error | Abort | End | Restart

@@ -44,12 +44,22 @@ from streamwise.engine.ports import (
     ToolUsed,
 )
 from streamwise.engine.sink import EventSink
-from streamwise.errors import InternalError, ShuttingDown, StorageError, StreamwiseError
+from streamwise.errors import (
+    InternalError,
+    ModelTimeout,
+    ShuttingDown,
+    StorageError,
+    StreamwiseError,
+    Unavailable,
+)
 
 logger = logging.getLogger("streamwise.run")
 
-CancelReason = Literal["abort", "disconnect", "shutdown"]
+# "lost": the run's events can no longer be delivered (a worker that lost its Redis).
+CancelReason = Literal["abort", "disconnect", "shutdown", "deadline", "lost"]
 SHUTDOWN_MESSAGE = "server shutting down"
+DEADLINE_MESSAGE = "The answer did not finish within its deadline"
+LOST_MESSAGE = "The answer was stopped: its events could no longer be delivered"
 # The question is stored after the first token, so that writing it never delays that token; a model
 # slower than this gets its question stored while it thinks.
 QUESTION_WRITE_DELAY = 0.05
@@ -96,16 +106,25 @@ class Run:
         *,
         log: EventLog | None = None,
         crash_safe: bool = True,
+        sink: EventSink | None = None,
+        run_id: str | None = None,
+        message_ids: tuple[str, str] | None = None,
     ) -> None:
-        self.id = str(uuid.uuid4())
+        self.id = run_id or str(uuid.uuid4())
         self.crash_safe = crash_safe  # store the question as the run starts
         self.pacer = pacer or Pacer()
         self.request = request
         self.answerer = answerer
         self.store = store
-        self.log = log if log is not None else EventLog()
-        self.user_message_id = str(uuid.uuid4())
-        self.chat_message_id = str(uuid.uuid4())
+        # Where the events go: this process's own log (in-process runs, read by the SSE response), or
+        # a sink of the caller's (a worker's Redis stream), and then there is no local log.
+        self.log: EventLog | None = None
+        if sink is None:
+            self.log = log if log is not None else EventLog()
+            sink = self.log
+        self.sink: EventSink = sink
+        # (question, answer) message ids: given when a run is taken over, so it keeps its rows.
+        self.user_message_id, self.chat_message_id = message_ids or (str(uuid.uuid4()), str(uuid.uuid4()))
         self.cancel_reason: CancelReason | None = None
         self.outcome: RunOutcome | None = None
         memory = answerer.memory
@@ -119,6 +138,13 @@ class Run:
         self._begin: asyncio.Task[None] | None = None
         self._task: asyncio.Task[RunOutcome] | None = None
         self._entered = False  # the task began executing (before that, cancel() only marks it)
+
+    @property
+    def local_log(self) -> EventLog:
+        """This process's log of the run's events; `ValueError` for a run whose events go elsewhere."""
+        if self.log is None:
+            raise ValueError(f"{self!r} writes its events to a sink of its own")
+        return self.log
 
     def __repr__(self) -> str:
         return f"<Run {self.id} chatflow={self.request.chatflow_id} chat={self.request.chat_id}>"
@@ -192,7 +218,7 @@ class Run:
     async def _execute(self) -> RunOutcome:
         self._entered = True
         request = self.request
-        log: EventSink = self.log
+        log: EventSink = self.sink
         timer = (
             asyncio.get_running_loop().call_later(QUESTION_WRITE_DELAY, self._begin_storing)
             if self.crash_safe
@@ -252,6 +278,12 @@ class Run:
             if self.cancel_reason == "shutdown":
                 status, failure = "error", ShuttingDown(SHUTDOWN_MESSAGE)
                 log.emit(Error(SHUTDOWN_MESSAGE))
+            elif self.cancel_reason == "deadline":
+                status, failure = "error", ModelTimeout(DEADLINE_MESSAGE)
+                log.emit(Error(DEADLINE_MESSAGE))
+            elif self.cancel_reason == "lost":
+                status, failure = "error", Unavailable(LOST_MESSAGE)
+                log.emit(Error(LOST_MESSAGE))
             else:
                 status = "aborted"
                 log.emit(Abort())

@@ -14,6 +14,7 @@ from streamwise.engine.eventlog import DEFAULT_MAX_UNREAD_BYTES, DEFAULT_RETAIN_
 from streamwise.engine.pacing import Pacer
 from streamwise.engine.ports import Answerer, MessageStore
 from streamwise.engine.run import CancelReason, Run, RunRequest
+from streamwise.engine.sink import EventSink
 from streamwise.errors import ShuttingDown
 
 logger = logging.getLogger("streamwise.runs")
@@ -54,16 +55,30 @@ class RunManager:
     def draining(self) -> bool:
         return self._draining
 
-    def start(self, request: RunRequest, answerer: Answerer) -> Run:
+    def start(
+        self,
+        request: RunRequest,
+        answerer: Answerer,
+        *,
+        sink: EventSink | None = None,
+        run_id: str | None = None,
+        message_ids: tuple[str, str] | None = None,
+        store: MessageStore | None = None,
+    ) -> Run:
+        """Start a run. By default its events go to a log of its own here; a worker passes the `sink`
+        (its Redis stream), the run's id and message ids from the job, and a store of its own."""
         if self._draining:
             raise ShuttingDown("server shutting down")
         run = Run(
             request,
             answerer,
-            self.store,
+            store or self.store,
             self.pacer,
-            log=EventLog(self.max_unread_bytes, self.resume_bytes),
+            log=None if sink is not None else EventLog(self.max_unread_bytes, self.resume_bytes),
             crash_safe=self.crash_safe,
+            sink=sink,
+            run_id=run_id,
+            message_ids=message_ids,
         )
         self._runs[run.id] = run
         self.pacer.active += 1
@@ -77,7 +92,7 @@ class RunManager:
         self._runs.pop(run.id, None)
         self.checkpointer.forget(run)
         self.pacer.active -= 1
-        if self.resume_seconds > 0 and run.log.retain_bytes > 0:
+        if run.log is not None and self.resume_seconds > 0 and run.log.retain_bytes > 0:
             size = run.log.held_bytes
             self._ended[run.id] = (run, size)
             self._ended_bytes += size
