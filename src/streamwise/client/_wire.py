@@ -334,6 +334,9 @@ class StreamState:
             self.aborted = True
         elif isinstance(event, ev.End):
             self.ended = True
+        elif isinstance(event, ev.Restart):  # the answer starts again on another worker
+            self.tokens.clear()
+            self.source_documents, self.used_tools, self.called_tools = [], [], []
         elif isinstance(event, ev.Error):
             self.error = event.message
             if self.raise_on_error:

@@ -3,7 +3,8 @@
 `Client.stream` yields these, in the order the server sends them (see docs/protocol.md): `Start`,
 `Token`s (with `CalledTools` between them for an agent), `SourceDocuments`, `UsedTools`,
 `Metadata`, then `End`; `Error` or `Abort` come just before `End` when the run failed or was
-aborted. An event name this client does not know is an `UnknownEvent`, so a newer server does not
+aborted. In scale-out mode a `Restart` may come when the worker answering was lost: the answer
+starts again. An event name this client does not know is an `UnknownEvent`, so a newer server does not
 break an older client.
 """
 
@@ -23,6 +24,7 @@ __all__ = [
     "Error",
     "Event",
     "Metadata",
+    "Restart",
     "SourceDocuments",
     "Start",
     "Token",
@@ -109,6 +111,17 @@ class End:
 
 
 @dataclass(frozen=True)
+class Restart:
+    """The server lost the worker that was answering, and another starts the answer again: the
+    tokens, sources and tools received so far are void, and the whole answer follows (Streamwise's
+    own event, in scale-out mode). `Stream.result()` and `Stream.text` forget what came before."""
+
+    name: ClassVar[str] = "restart"
+    attempt: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class UnknownEvent:
     """An event name this client does not know, with its data as sent."""
 
@@ -118,7 +131,17 @@ class UnknownEvent:
 
 
 Event: TypeAlias = (
-    Start | Token | SourceDocuments | CalledTools | UsedTools | Metadata | Error | Abort | End | UnknownEvent
+    Start
+    | Token
+    | SourceDocuments
+    | CalledTools
+    | UsedTools
+    | Metadata
+    | Error
+    | Abort
+    | End
+    | Restart
+    | UnknownEvent
 )
 Frame: TypeAlias = tuple[str, Event]  # a frame's data as it came, and its event
 
@@ -199,4 +222,7 @@ def decode_frame(raw: str) -> Event:
         return Abort()
     if name == "end":
         return End()
+    if name == "restart" and isinstance(data, dict):
+        attempt = data.get("attempt")
+        return Restart(attempt if isinstance(attempt, int) else 0, str(data.get("reason", "")))
     return UnknownEvent(name, data)
