@@ -68,6 +68,7 @@ async def test_migrate_creates_every_table_and_their_indexes(database_url: str) 
         "chat_flow",
         "chat_message",
         "chat_message_feedback",
+        "run",
         "server_instance",
         "upsert_record",
     }
@@ -98,7 +99,7 @@ async def test_migrating_again_is_a_no_op(database_url: str) -> None:
         assert await ChatflowRepository(db).get(created.id) == created
         async with db.engine.connect() as connection:
             versions = (await connection.execute(text("SELECT version_num FROM alembic_version"))).all()
-        assert [row[0] for row in versions] == ["0005"]
+        assert [row[0] for row in versions] == ["0006"]
 
 
 def _differences(connection: Connection) -> list[object]:
@@ -211,4 +212,4 @@ async def test_several_processes_can_migrate_at_once(database_url: str) -> None:
     ]
     async with Database.from_url(database_url) as db, db.engine.connect() as connection:
         versions = (await connection.execute(text("SELECT version_num FROM alembic_version"))).all()
-    assert [row[0] for row in versions] == ["0005"]
+    assert [row[0] for row in versions] == ["0006"]

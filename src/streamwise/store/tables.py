@@ -188,3 +188,30 @@ class Credential(Base):
     encryptedData: Mapped[str] = mapped_column(Text)
     createdDate: Mapped[datetime] = mapped_column(UTCDateTime())
     updatedDate: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RunRow(Base):
+    """A run dispatched to a worker (scale-out mode), and where it stands: the database, not Redis, is
+    the truth for its status. `attempt` is the fencing token of the worker running it (0 while queued);
+    see `streamwise.store.runs` for the states and the rules that move a run between them."""
+
+    __tablename__ = "run"
+    __table_args__ = (
+        # The active runs of one chat.
+        Index("ix_run_chatflowid_chatId_status", "chatflowid", "chatId", "status"),
+        # Clean-up of finished runs, and finding the running ones.
+        Index("ix_run_status_updatedDate", "status", "updatedDate"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    chatflowid: Mapped[str] = mapped_column(String(36))
+    chatId: Mapped[str] = mapped_column(String())
+    sessionId: Mapped[str | None] = mapped_column(String())
+    status: Mapped[str] = mapped_column(String(20))
+    attempt: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    worker: Mapped[str | None] = mapped_column(String())
+    error: Mapped[str | None] = mapped_column(Text)
+    # The kind of error (a `streamwise.errors` class name), for the HTTP status of a JSON answer.
+    failure: Mapped[str | None] = mapped_column(String(64))
+    createdDate: Mapped[datetime] = mapped_column(UTCDateTime())
+    updatedDate: Mapped[datetime] = mapped_column(UTCDateTime())
