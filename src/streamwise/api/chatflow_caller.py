@@ -12,9 +12,9 @@ import asyncio
 import contextvars
 import uuid
 
-from streamwise.api.flows import load_answerer
-from streamwise.api.state import AppState
+from streamwise.answerers import Answerers
 from streamwise.engine.run import RunRequest
+from streamwise.engine.runs import RunManager
 from streamwise.engine.tools import ChatflowAnswer, ToolFailure
 from streamwise.errors import NotFound, StreamwiseError
 
@@ -23,17 +23,20 @@ _depth: contextvars.ContextVar[int] = contextvars.ContextVar("streamwise_chatflo
 
 
 class InProcessChatflows:
-    """`engine.tools.ChatflowCaller` over the app's chatflows and run manager."""
+    """`engine.tools.ChatflowCaller` over the process's chatflows and run manager (a server's, or a
+    worker's: the other chatflow runs where the agent that asks it runs)."""
 
-    def __init__(self, state: AppState) -> None:
-        self.state = state
+    def __init__(self, answerers: Answerers, runs: RunManager, max_history_turns: int | None) -> None:
+        self.answerers = answerers
+        self.runs = runs
+        self.max_history_turns = max_history_turns
 
     async def ask(self, chatflow_id: str, question: str, *, chat_id: str | None) -> ChatflowAnswer:
         depth = _depth.get()
         if depth >= MAX_DEPTH:
             raise ToolFailure(f"chatflows may call each other at most {MAX_DEPTH} deep")
         try:
-            answerer = await load_answerer(self.state, chatflow_id)
+            answerer = await self.answerers.build(chatflow_id)
         except NotFound:
             raise ToolFailure(f"there is no chatflow {chatflow_id!r}") from None
         except StreamwiseError as exc:
@@ -44,11 +47,11 @@ class InProcessChatflows:
             question=question,
             chat_id=chat,
             session_id=chat,
-            max_history_turns=self.state.settings.max_history_turns,
+            max_history_turns=self.max_history_turns,
         )
         token = _depth.set(depth + 1)
         try:
-            run = self.state.runs.start(request, answerer)  # its task copies the deeper count
+            run = self.runs.start(request, answerer)  # its task copies the deeper count
         except StreamwiseError as exc:
             raise ToolFailure(exc.message) from None
         finally:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 
+import redis.exceptions as redis_exc
+import sqlalchemy.exc as sa_exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -35,6 +37,7 @@ from streamwise.errors import (
     StorageError,
     StreamwiseError,
     Unauthorized,
+    Unavailable,
 )
 from streamwise.wire.errors import error_body
 
@@ -58,6 +61,7 @@ STATUS: dict[type[StreamwiseError], int] = {
     ModelTimeout: 504,
     StorageError: 503,
     ShuttingDown: 503,
+    Unavailable: 503,
     InternalError: 500,
 }
 
@@ -118,6 +122,22 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(_allowed_methods(request))
         return error_response(exc.status_code, message, headers or None)
+
+    # A peer that is down is the server being unavailable, not a bug: 503, and the peer named in the
+    # log only (its address never reaches the client).
+    @app.exception_handler(sa_exc.OperationalError)
+    @app.exception_handler(sa_exc.InterfaceError)
+    @app.exception_handler(sa_exc.TimeoutError)
+    @app.exception_handler(ConnectionError)
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        logger.warning("%s %s: the database is unavailable: %r", request.method, request.url.path, exc)
+        return error_response(503, "The database is unavailable; try again shortly")
+
+    @app.exception_handler(redis_exc.ConnectionError)
+    @app.exception_handler(redis_exc.TimeoutError)
+    async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
+        logger.warning("%s %s: Redis is unavailable: %r", request.method, request.url.path, exc)
+        return error_response(503, "The server cannot reach Redis; try again shortly")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

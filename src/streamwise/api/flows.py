@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Mapping
-from typing import Any
 
 from streamwise import jsontext
 from streamwise.api.credential_inputs import credential_inputs
 from streamwise.api.state import AppState
 from streamwise.engine.build import build_answerer
 from streamwise.engine.graph import FlowGraph, parse_flow_data_off_loop
-from streamwise.engine.overrides import OverridePolicy
-from streamwise.engine.ports import Answerer
-from streamwise.errors import NotFound
 from streamwise.store import CachedChatflow
 
 
@@ -35,16 +30,4 @@ async def check_runnable(state: AppState, flow_data: str) -> FlowGraph:
 
 
 async def load_chatflow(state: AppState, chatflow_id: str) -> CachedChatflow[FlowGraph]:
-    chatflow = await state.chatflow_cache.get(chatflow_id)
-    if chatflow is None:
-        raise NotFound(f"Chatflow {chatflow_id} not found")
-    return chatflow
-
-
-async def load_answerer(
-    state: AppState, chatflow_id: str, override: Mapping[str, Any] | None = None
-) -> Answerer:
-    chatflow = await load_chatflow(state, chatflow_id)
-    policy = OverridePolicy.from_api_config(chatflow.record.apiConfig)
-    inject = await credential_inputs(chatflow.prepared, state.credentials)
-    return build_answerer(chatflow.prepared, state.registry, override, policy=policy, inject=inject)
+    return await state.answerers.chatflow(chatflow_id)
