@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,6 +39,7 @@ from streamwise.engine.runs import RunManager
 from streamwise.nodes.models.local_runtime import default_model_dirs
 from streamwise.nodes.registry import default_registry, node_modules
 from streamwise.nodes.services import NodeServices, ToolPolicy
+from streamwise.scaleout import api_node, make_worker, redis_client, running
 from streamwise.security.keys import KeyRing
 from streamwise.security.policy import HostRule
 from streamwise.seed import DOCS_NAME, SEED_NAME, documents_flow_data, seed_flow_data
@@ -117,13 +119,22 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
             stream_slots=StreamSlots(settings.max_streams_per_client),
             proxies=TrustedProxies(settings.trusted_proxies),
         )
+        scale_out = contextlib.AsyncExitStack()
+        redis = redis_client(settings) if settings.redis_url else None
+        if redis is not None:  # runs go to workers through Redis
+            state.remote = await scale_out.enter_async_context(api_node(settings, redis, database))
+            if settings.role == "all":
+                worker = make_worker(settings, redis, database, messages, state.runs, state.answerers)
+                await scale_out.enter_async_context(running(worker))
+            logger.info("scale-out over Redis: role %s, key prefix %r", settings.role, settings.redis_prefix)
         await state.keys.reload()
         if not await state.credentials.key_matches():
             logger.error(
                 "stored credentials do not decrypt with this server's secret key (STREAMWISE_SECRET_KEY)"
             )
         app.state.streamwise = state
-        services.chatflows = InProcessChatflows(state)  # for chatflowTool
+        # for chatflowTool
+        services.chatflows = InProcessChatflows(state.answerers, state.runs, settings.max_history_turns)
         if settings.seed and await state.chatflows.count() == 0:
             record = await state.chatflows.create({"name": SEED_NAME, "flowData": seed_flow_data()})
             documents = await state.chatflows.create({"name": DOCS_NAME, "flowData": documents_flow_data()})
@@ -144,6 +155,9 @@ def create_app(settings: Settings | None = None, services: NodeServices | None =
             yield
         finally:
             await state.runs.drain(settings.shutdown_grace_seconds)
+            await scale_out.aclose()
+            if redis is not None:
+                await redis.aclose()
             await state.runs.close()
             preload.cancel()
             await asyncio.gather(preload, return_exceptions=True)

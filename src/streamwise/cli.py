@@ -1,7 +1,8 @@
 """`streamwise start`: serve the API with uvicorn; SIGTERM drains running streams before exiting.
 `streamwise ingest`: load files into a chatflow's vector store (see `ingest_command`).
 `streamwise chat-ui`: a Streamlit chat app for the server (see `chat_ui.command`).
-`streamwise apikey`: create, list and delete API keys (see `apikey_command`)."""
+`streamwise apikey`: create, list and delete API keys (see `apikey_command`).
+`streamwise worker`: run answers that API nodes hand out through Redis (see `worker_command`)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 
-from streamwise import apikey_command, ingest_command
+from streamwise import apikey_command, ingest_command, worker_command
 from streamwise.app import create_app
 from streamwise.chat_ui import command as chat_ui_command
 from streamwise.memory import return_big_blocks
@@ -92,8 +93,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="serve every management route without an API key, even beyond loopback (STREAMWISE_AUTH=open)",
     )
+    start.add_argument(
+        "--role",
+        choices=("all", "api"),
+        help="with STREAMWISE_REDIS_URL: `api` only serves the API and hands runs to `streamwise worker`s, "
+        "`all` (the default) also runs a worker in this process",
+    )
     ingest_command.add_parser(commands)
     apikey_command.add_parser(commands)
+    worker_command.add_parser(commands)
     chat_ui_command.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "ingest":
@@ -102,6 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return chat_ui_command.run(args)
     if args.command == "apikey":
         return apikey_command.run(args)
+    if args.command == "worker":
+        configure_logging(Settings())
+        return worker_command.run(args)
 
     overrides: dict[str, Any] = {}
     if args.host is not None:
@@ -110,23 +121,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["port"] = args.port
     if args.insecure:
         overrides["auth"] = "open"
+    if args.role is not None:
+        overrides["role"] = args.role
     settings = Settings(**overrides)
+    if settings.role == "api" and settings.redis_url is None:
+        print("--role api hands runs to workers through Redis: set STREAMWISE_REDIS_URL", file=sys.stderr)
+        return 2
     refusal = open_to_the_network(settings)
     if refusal:
         print(refusal, file=sys.stderr)
         return 2
     return_big_blocks()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # aiosqlite logs every statement with its parameters at debug level: every question, answer and
-    # stored value. Never useful, and never what a log should hold.
-    logging.getLogger("aiosqlite").setLevel(logging.INFO)
-    if settings.log_level.lower() != "debug":
-        # The HTTP clients log every request's whole URL at info, query string (and any key in it)
-        # included: only a debugging operator asks for that.
-        for name in ("httpx", "httpx2", "httpcore", "httpcore2"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+    configure_logging(settings)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -142,6 +148,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = DrainingServer(config, app, settings)
     server.run()
     return 0 if server.started else 1
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    # aiosqlite logs every statement with its parameters at debug level: every question, answer and
+    # stored value. Never useful, and never what a log should hold.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
+    if settings.log_level.lower() != "debug":
+        # The HTTP clients log every request's whole URL at info, query string (and any key in it)
+        # included: only a debugging operator asks for that.
+        for name in ("httpx", "httpx2", "httpcore", "httpcore2"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def open_to_the_network(settings: Settings) -> str | None:

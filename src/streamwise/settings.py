@@ -182,6 +182,57 @@ class Settings(BaseSettings):
         "comma-separated, `*.example.com` for a domain); empty: any.",
     )
 
+    redis_url: str | None = Field(
+        None,
+        description="Redis for scale-out (`redis://127.0.0.1:6379/0`): API nodes hand runs to "
+        "`streamwise worker` processes through it and relay their events; unset: runs happen in this "
+        "process.",
+    )
+    redis_prefix: str = Field(
+        "streamwise",
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Prefix of every Redis key and channel scale-out uses (one per deployment).",
+    )
+    role: Literal["all", "api"] = Field(
+        "all",
+        description="With a Redis URL: `all` serves the API and runs a worker in this process, `api` "
+        "only serves the API (workers are `streamwise worker` processes).",
+    )
+    worker_concurrency: int = Field(
+        50, gt=0, le=10_000, description="Runs one worker (or an `all` process) runs at once."
+    )
+    worker_lease_seconds: float = Field(
+        15.0,
+        ge=1.0,
+        le=3600,
+        description="A worker renews its hold on each run every third of this; a run held by a worker "
+        "silent for this long is taken over by another.",
+    )
+    worker_max_attempts: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="Times a run may be started (a first start, then take-overs) before it fails.",
+    )
+    queue_wait_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How long a run may wait for a worker to take it; past that it fails with `error`.",
+    )
+    run_deadline_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description="Longest a run on a worker may take, from its dispatch; past that it is stopped "
+        "and its stream ends with `error`.",
+    )
+    redis_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="Socket timeout of every Redis call: a silent Redis is given up on after this.",
+    )
+
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:

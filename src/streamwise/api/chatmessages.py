@@ -118,5 +118,8 @@ async def abort(chatflow_id: str, chat_id: str, request: Request, state: State) 
         refused = None if record is None else refuse_origin(request, record)
         if refused is not None:
             return refused
-    stopped = state.runs.cancel_chat(chatflow_id, chat_id, "abort")
+    if state.remote is not None:  # the runs are on workers: ask whichever holds them to stop
+        stopped = await state.remote.cancel_chat(chatflow_id, chat_id)
+    else:
+        stopped = state.runs.cancel_chat(chatflow_id, chat_id, "abort")
     return {"status": 200, "message": "Chat message aborted", "aborted": stopped}

@@ -13,18 +13,17 @@ from fastapi.responses import JSONResponse
 from streamwise.api.access import Access, guard
 from streamwise.api.body import read_fields
 from streamwise.api.cors import refuse_origin
-from streamwise.api.credential_inputs import credential_inputs
 from streamwise.api.errors import response_for
 from streamwise.api.flows import load_chatflow
+from streamwise.api.remote import predict_remote
 from streamwise.api.request_log import note_run
 from streamwise.api.runs import last_event, resumed
-from streamwise.api.sse import RunEventStream
+from streamwise.api.sse import EventStream, run_event_stream
 from streamwise.api.state import AppState, State
 from streamwise.engine.build import build_answerer
-from streamwise.engine.overrides import OverridePolicy
 from streamwise.engine.ports import Answerer
 from streamwise.engine.run import Run, RunOutcome, RunRequest
-from streamwise.errors import InternalError, RateLimited
+from streamwise.errors import InternalError, RateLimited, ShuttingDown
 from streamwise.wire.requests import PredictionRequest, parse_prediction
 
 router = APIRouter()
@@ -55,11 +54,7 @@ async def predict(chatflow_id: str, request: Request, state: State) -> Response:
     refused = refuse_origin(request, chatflow.record, streaming=body.streaming)
     if refused is not None:
         return refused  # before any byte of an answer, as Flowise checks it
-    policy = OverridePolicy.from_api_config(chatflow.record.apiConfig)
-    inject = await credential_inputs(chatflow.prepared, state.credentials)
-    answerer = build_answerer(
-        chatflow.prepared, state.registry, body.override_config, policy=policy, inject=inject
-    )
+    answerer = await state.answerers.build_for(chatflow, body.override_config)
     who = request.state.principal.who
     if not state.stream_slots.acquire(who):
         raise RateLimited(
@@ -67,23 +62,27 @@ async def predict(chatflow_id: str, request: Request, state: State) -> Response:
             f"{state.settings.max_streams_per_client}); wait for one to end",
             retry_after=1,
         )
+    if state.remote is not None:  # scale-out: a worker runs it
+        run_request = _run_request(state, chatflow_id, body)
+        return await _predict_on_worker(state, request, body, run_request, answerer)
     try:
-        run = _start_run(state, chatflow_id, body, answerer)
+        run = state.runs.start(_run_request(state, chatflow_id, body), answerer)  # ShuttingDown → 503
     except BaseException:
         state.stream_slots.release(who)
         raise
     run.start().add_done_callback(lambda _task: state.stream_slots.release(who))
     note_run(request, run.id)
     if body.streaming and answerer.can_stream:
-        return RunEventStream(run, state.settings.heartbeat_seconds, detach=body.detach)
-    run.log.discard_unread()  # the answer comes from the outcome; nobody reads the events
+        return run_event_stream(run, state.settings.heartbeat_seconds, detach=body.detach)
+    if run.log is not None:
+        run.log.discard_unread()  # the answer comes from the outcome; nobody reads the events
     outcome = await _wait_unless_client_leaves(run, request)
     return _json_result(outcome)
 
 
-def _start_run(state: AppState, chatflow_id: str, body: PredictionRequest, answerer: Answerer) -> Run:
+def _run_request(state: AppState, chatflow_id: str, body: PredictionRequest) -> RunRequest:
     chat_id = body.chat_id or body.session_id or str(uuid.uuid4())
-    run_request = RunRequest(
+    return RunRequest(
         chatflow_id=chatflow_id,
         question=body.question,
         chat_id=chat_id,
@@ -91,7 +90,28 @@ def _start_run(state: AppState, chatflow_id: str, body: PredictionRequest, answe
         seed_history=body.history,
         max_history_turns=state.settings.max_history_turns,
     )
-    return state.runs.start(run_request, answerer)  # ShuttingDown → 503
+
+
+async def _predict_on_worker(
+    state: AppState, request: Request, body: PredictionRequest, run_request: RunRequest, answerer: Answerer
+) -> Response:
+    """Hand the run to a worker; the client's slot is held until its answer is over."""
+    who = request.state.principal.who
+    if state.runs.draining:
+        state.stream_slots.release(who)
+        raise ShuttingDown("server shutting down")
+    streams = body.streaming and answerer.can_stream
+    try:
+        run_id, response = await predict_remote(state, request, body, run_request, streams)
+    except BaseException:
+        state.stream_slots.release(who)
+        raise
+    note_run(request, run_id)
+    if isinstance(response, EventStream):
+        response.on_close = lambda: state.stream_slots.release(who)
+    else:
+        state.stream_slots.release(who)
+    return response
 
 
 async def _wait_unless_client_leaves(run: Run, request: Request) -> RunOutcome:

@@ -17,12 +17,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
+from redis.exceptions import RedisError
 
 from streamwise.api.access import Access, authorize_flow, guard
 from streamwise.api.cors import refuse_origin
-from streamwise.api.sse import RunEventStream
+from streamwise.api.remote import remote_runs, stream_remote
+from streamwise.api.sse import run_event_stream
 from streamwise.api.state import AppState, State
-from streamwise.errors import BadRequest, Gone, NotFound
+from streamwise.distributed.eventlog import log_tail
+from streamwise.errors import BadRequest, Gone, NotFound, Unavailable
+from streamwise.store.runs import ACTIVE
 from streamwise.wire.frames import parse_event_id
 
 router = APIRouter()
@@ -32,6 +36,8 @@ async def resumed(
     state: AppState, request: Request, run_id: str, after: int, *, chatflow_id: str | None = None
 ) -> Response:
     """The events of run `run_id` after the `after`-th, as a stream; 404/410/401/403 before any byte."""
+    if state.remote is not None:
+        return await _resumed_remote(state, request, run_id, after, chatflow_id)
     run = state.runs.get(run_id)
     if run is None or (chatflow_id is not None and run.request.chatflow_id != chatflow_id):
         raise NotFound(
@@ -45,14 +51,17 @@ async def resumed(
     refused = refuse_origin(request, record, streaming=True)
     if refused is not None:
         return refused
-    if after > len(run.log):
-        raise BadRequest(f"Run {run_id} has {len(run.log)} events so far, not {after}")
+    log = run.log
+    if log is None:
+        raise NotFound(f"Run {run_id} is not running here")
+    if after > len(log):
+        raise BadRequest(f"Run {run_id} has {len(log)} events so far, not {after}")
     try:
-        run.log.since(after)
+        log.since(after)
     except LookupError:
         raise Gone(f"Run {run_id}'s events after the {after}-th are no longer kept") from None
     # Whoever resumes took over from a client that left: leaving again must not stop the run.
-    return RunEventStream(run, state.settings.heartbeat_seconds, after, detach=True)
+    return run_event_stream(run, state.settings.heartbeat_seconds, after, detach=True)
 
 
 def last_event(request: Request) -> tuple[str, int] | None:
@@ -74,3 +83,30 @@ async def run_events(
         named = last_event(request)
         after = named[1] if named is not None and named[0] == run_id else 0
     return await resumed(state, request, run_id, after)
+
+
+async def _resumed_remote(
+    state: AppState, request: Request, run_id: str, after: int, chatflow_id: str | None
+) -> Response:
+    """The same, for a run dispatched by any API node of the deployment (its row says whose)."""
+    remote = remote_runs(state)
+    row = await remote.rows.get(run_id)
+    if row is None or (chatflow_id is not None and row.chatflowid != chatflow_id):
+        raise NotFound(f"Run {run_id} is not known here")
+    record = await state.chatflows.get(row.chatflowid)
+    if record is None:
+        raise NotFound(f"Run {run_id} is not known here")
+    await authorize_flow(request, state, record)
+    refused = refuse_origin(request, record, streaming=True)
+    if refused is not None:
+        return refused
+    try:
+        tail = await log_tail(remote.redis, remote.keys.events(run_id))
+    except RedisError:
+        raise Unavailable("The server cannot reach Redis, which keeps this answer's events") from None
+    if tail is None:
+        if row.status not in ACTIVE or after > 0:
+            raise Gone(f"Run {run_id}'s events are no longer kept")
+    elif after > tail[0] and tail[1]:
+        raise BadRequest(f"Run {run_id} has {tail[0]} events, not {after}")
+    return stream_remote(state, run_id, after)

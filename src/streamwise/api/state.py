@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from streamwise.answerers import Answerers
 from streamwise.api.body import BodyLimits
 from streamwise.api.rate_limits import (
     DEFAULT_LIMIT_MESSAGE,
@@ -16,6 +17,7 @@ from streamwise.api.rate_limits import (
     TrustedProxies,
     chatflow_rate_limit,
 )
+from streamwise.distributed.dispatcher import RemoteRuns
 from streamwise.engine.graph import FlowGraph, GraphLimits
 from streamwise.engine.runs import RunManager
 from streamwise.nodes.registry import NodeRegistry
@@ -43,16 +45,20 @@ class AppState:
     rate_limiter: RateLimiter
     stream_slots: StreamSlots
     proxies: TrustedProxies
+    # Scale-out (a Redis URL set): runs go to workers; None when they run in this process.
+    remote: RemoteRuns | None = None
     body_limits: BodyLimits = field(init=False)
     graph_limits: GraphLimits = field(init=False)
     request_limits: RequestLimits = field(init=False)
     default_rate_limit: RateLimit | None = field(init=False)
+    answerers: Answerers = field(init=False)
 
     def __post_init__(self) -> None:
         settings = self.settings
         self.body_limits = BodyLimits(settings.max_body_bytes, settings.body_timeout_seconds)
         self.graph_limits = GraphLimits(settings.max_flow_nodes, settings.max_flow_edges)
         self.request_limits = RequestLimits(settings.max_message_chars, settings.max_history_turns)
+        self.answerers = Answerers(self.chatflow_cache, self.registry, self.credentials)
         self.default_rate_limit = (
             RateLimit(settings.rate_limit_max, settings.rate_limit_seconds, DEFAULT_LIMIT_MESSAGE)
             if settings.rate_limit_max

@@ -307,6 +307,11 @@ class Consumer:
         finally:  # only now: until Redis has it, the entry still counts against our slots
             self._held.pop(job.entry_id, None)
 
+    def forget(self, job: Job) -> None:
+        """Stop counting a job this consumer can no longer run or reach (Redis failed under it): its
+        slot is free, and once its lease runs out `reclaim` takes it over like any other."""
+        self._held.pop(job.entry_id, None)
+
     async def aclose(self) -> None:
         """Hand back what is still held, then XGROUP DELCONSUMER if nothing is pending under us."""
         if self._closed:
