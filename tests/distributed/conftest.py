@@ -1,14 +1,21 @@
-"""A client of the shared Redis and a key prefix of the test's own, its keys removed afterwards."""
+"""Clients of the shared Redis with key prefixes of the tests' own (their keys removed afterwards), and
+a redis-server of a test's own for tests that kill or restart it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
 from uuid import uuid4
 
 import pytest
 import redis.asyncio as aioredis
 
 from streamwise.distributed.keys import Keys
+from tests.support.own_redis import OwnRedis
+from tests.support.pg import PostgresUnavailable, postgres_test_database
 from tests.support.redis import REDIS_URL, delete_matching
 
 
@@ -24,3 +31,30 @@ async def keys() -> AsyncIterator[Keys]:
     keys = Keys(prefix=f"test-{uuid4()}")
     yield keys
     await delete_matching(keys.pattern())
+
+
+@pytest.fixture
+async def own_redis(tmp_path: Path) -> AsyncIterator[OwnRedis]:
+    """A redis-server of the test's own (see tests/support/own_redis.py), killed afterwards."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed: this test starts one of its own")
+    server = OwnRedis(binary, tmp_path)
+    yield server
+    await server.kill()
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of the module's own (the deployments' shared truth), dropped afterwards;
+    the tests skip if no PostgreSQL answers."""
+    with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
+        stack = AsyncExitStack()
+        try:
+            url = runner.run(stack.enter_async_context(postgres_test_database()))
+        except PostgresUnavailable as exc:
+            pytest.skip(str(exc))
+        try:
+            yield url
+        finally:
+            runner.run(stack.aclose())

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import signal
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from uuid import uuid4
 
 import pytest
@@ -16,7 +12,9 @@ import redis.asyncio as aioredis
 
 from streamwise.distributed.cancel import CancelListener, is_cancelled, request_cancel
 from streamwise.distributed.keys import Keys
+from tests.support.own_redis import OwnRedis
 from tests.support.redis import REDIS_URL
+from tests.support.server import free_port
 
 
 def _recorder() -> tuple[list[str], asyncio.Event, Callable[[str], None]]:
@@ -162,74 +160,6 @@ async def test_a_thousand_watches_share_one_subscription_and_leave_nothing(
         listener.watch("run-late", callback)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class OwnRedis:
-    """A redis-server of this test's own on a free loopback port (never the shared one)."""
-
-    def __init__(self, binary: str, directory: Path) -> None:
-        self.binary = binary
-        self.directory = directory
-        self.port = _free_port()
-        self.process: asyncio.subprocess.Process | None = None
-
-    async def start(self, *options: str) -> None:
-        self.process = await asyncio.create_subprocess_exec(
-            *(
-                self.binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ),
-            *("--dir", str(self.directory), *options),
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        async with asyncio.timeout(10):
-            while True:
-                try:
-                    _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                except OSError:
-                    await asyncio.sleep(0.02)
-                    continue
-                writer.close()
-                await writer.wait_closed()
-                return
-
-    async def kill(self) -> None:
-        """SIGKILL, by the pid of the server this test started."""
-        if self.process is not None and self.process.returncode is None:
-            os.kill(self.process.pid, signal.SIGCONT)  # in case a test left it stopped
-            os.kill(self.process.pid, signal.SIGKILL)
-            async with asyncio.timeout(10):
-                await self.process.wait()
-        self.process = None
-
-    def signal(self, number: int) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, number)
-
-
-@pytest.fixture
-async def own_redis(tmp_path: Path) -> AsyncIterator[OwnRedis]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed: the reconnect tests start one of their own")
-    server = OwnRedis(binary, tmp_path)
-    yield server
-    await server.kill()
-
-
 async def test_after_a_reconnect_the_listener_rechecks_every_watched_run(own_redis: OwnRedis) -> None:
     await own_redis.start()
     client = aioredis.Redis(port=own_redis.port, socket_timeout=2, socket_connect_timeout=1)
@@ -313,7 +243,7 @@ async def test_a_redis_that_goes_quiet_is_left_and_reconnected(own_redis: OwnRed
 
 
 async def test_a_listener_without_redis_still_opens_watches_and_closes() -> None:
-    client = aioredis.Redis(port=_free_port(), socket_timeout=1, socket_connect_timeout=1)
+    client = aioredis.Redis(port=free_port(), socket_timeout=1, socket_connect_timeout=1)
     try:
         async with asyncio.timeout(5):
             async with CancelListener(client, Keys(prefix=f"test-{uuid4()}")) as listener:

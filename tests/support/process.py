@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,30 +21,22 @@ REPO = Path(__file__).resolve().parents[2]
 
 @contextmanager
 def started(
-    data_dir: Path, port: int, env: Mapping[str, str] | None = None, *, log: Path | None = None
+    data_dir: Path,
+    port: int,
+    env: Mapping[str, str] | None = None,
+    *,
+    log: Path | None = None,
+    args: Sequence[str] = (),
 ) -> Iterator[subprocess.Popen[str]]:
     """Start the server on 127.0.0.1:`port` and wait (up to 30 s) until it answers ping. On leaving,
     a server still running is sent SIGTERM, then SIGKILL if it does not stop, by its own pid.
 
     Its output goes to a pipe (`read_output`), or to the file `log` for a chatty server (debug level),
-    which would fill a pipe nobody reads and stall."""
-    environment = {
-        **os.environ,
-        "STREAMWISE_DATA_DIR": str(data_dir),
-        "STREAMWISE_PRELOAD_LOCAL_MODEL": "false",
-        "STREAMWISE_SHUTDOWN_GRACE_SECONDS": "5",
-        # The scripted fake model, from this repository's tests (the child runs from its root).
-        "STREAMWISE_NODE_MODULES": ",".join(
-            ("tests.support.fake_model", "tests.support.fake_retrieval", "tests.support.fake_tools")
-        ),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        **(env or {}),
-    }
-    if not env or "STREAMWISE_DATABASE_URL" not in env:
-        environment.pop("STREAMWISE_DATABASE_URL", None)
+    which would fill a pipe nobody reads and stall. `args` go after `start` (`--role api`)."""
+    environment = child_environment(data_dir, env)
     output = log.open("w") if log is not None else None
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamwise", "start", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "streamwise", "start", "--host", "127.0.0.1", "--port", str(port), *args],
         env=environment,
         stdout=output or subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -63,6 +55,27 @@ def started(
         stop_child(process)
         if output is not None:
             output.close()
+
+
+def child_environment(data_dir: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a Streamwise child runs with: the test's scripted nodes, a data directory of
+    its own, and no database URL or Redis URL of the caller's unless `env` names them."""
+    environment = {
+        **os.environ,
+        "STREAMWISE_DATA_DIR": str(data_dir),
+        "STREAMWISE_PRELOAD_LOCAL_MODEL": "false",
+        "STREAMWISE_SHUTDOWN_GRACE_SECONDS": "5",
+        # The scripted fake model, from this repository's tests (the child runs from its root).
+        "STREAMWISE_NODE_MODULES": ",".join(
+            ("tests.support.fake_model", "tests.support.fake_retrieval", "tests.support.fake_tools")
+        ),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        **(env or {}),
+    }
+    for name in ("STREAMWISE_DATABASE_URL", "STREAMWISE_REDIS_URL"):
+        if not env or name not in env:
+            environment.pop(name, None)
+    return environment
 
 
 def _read(process: subprocess.Popen[str]) -> str:
