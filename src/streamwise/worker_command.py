@@ -12,6 +12,8 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any
 
 from streamwise.answerers import Answerers
 from streamwise.api.chatflow_caller import InProcessChatflows
@@ -44,7 +46,17 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    return asyncio.run(serve(settings))
+    return run_on_fastest_loop(serve(settings))
+
+
+def run_on_fastest_loop(main: Coroutine[Any, Any, int]) -> int:
+    """uvloop where it is installed (uvicorn[standard] brings it, as it does for the API node's
+    server), asyncio's own loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 async def serve(settings: Settings) -> int:

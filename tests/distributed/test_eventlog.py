@@ -179,21 +179,31 @@ async def test_tokens_trickling_in_are_batched_by_time(redis: aioredis.Redis, ke
     assert await _read_all(RedisEventReader(redis, keys, RUN)) == [*map(str, range(200)), End()]
 
 
-async def test_a_batch_waits_for_batch_seconds_but_end_and_flush_do_not(
+async def test_a_batch_waits_for_batch_seconds_but_the_first_token_a_quiet_writer_end_and_flush_do_not(
     redis: aioredis.Redis, keys: Keys
 ) -> None:
-    writer = await _writer(redis, keys, batch_seconds=0.2)
-    writer.emit_tokens(["a"])
-    await asyncio.sleep(0.05)
-    assert await redis.xlen(keys.events(RUN)) == 0
-    await until(lambda: writer.appended == 1, within=2)
-    writer.emit_tokens(["b"])
+    writer = await _writer(redis, keys, batch_seconds=1.0)
     started = time.monotonic()
+    writer.emit_tokens(["a"])  # the run's first token: at once
+    await until(lambda: writer.appended == 1, within=0.9)
+    writer.emit_tokens(["b"])  # within batch_seconds of the last append: it waits
+    await asyncio.sleep(0.1)
+    assert await redis.xlen(keys.events(RUN)) == 1
+    await until(lambda: writer.appended == 2, within=2)
+    assert time.monotonic() - started >= 1.0
+    await asyncio.sleep(1.0)  # quiet for batch_seconds: the next token goes at once
+    quiet = time.monotonic()
+    writer.emit_tokens(["c"])
+    await until(lambda: writer.appended == 3, within=0.9)
+    writer.emit_tokens(["d"])
+    flushing = time.monotonic()
     await writer.flush()
+    assert time.monotonic() - flushing < 0.9
+    writer.emit_tokens(["e"])
     writer.emit(End())
-    await until(lambda: writer.appended == 3, within=2)
-    assert time.monotonic() - started < 0.15
-    assert [entry_id for entry_id, _ in await _entries(redis, keys)] == ["0-1", "0-2", "0-3"]
+    await until(lambda: writer.appended == 6, within=0.9)
+    assert time.monotonic() - quiet < 1.0
+    assert [entry_id for entry_id, _ in await _entries(redis, keys)] == ["0-1", "0-2", "0-3", "0-4", "0-6"]
 
 
 async def test_entries_carry_their_first_event_and_the_id_of_their_last(

@@ -11,9 +11,11 @@ events after k" is XREAD from `0-k` (XRANGE from `(0-k`, exclusive); the first e
 before k (k inside its batch), and the reader drops that part.
 
 Writing. `emit`/`emit_tokens` (the engine's `EventSink`; call them on the loop's thread) only
-buffer. An entry goes out `batch_seconds` after the first event buffered (or when the previous
-append returns, if later) with all that is buffered, so a burst of tokens is one XADD; `End`,
-`flush()` and `aclose()` send at once. An append is one Lua script (`_APPEND`, contract above it)
+buffer. An entry goes out at once when the writer has been quiet for `batch_seconds` (nothing
+appended since), and else `batch_seconds` after the first event buffered (or when the previous
+append returns, if later), with all that is buffered: a burst of tokens is one XADD, and a slow
+model's tokens are not held back. The run's first token, `End`, `flush()` and `aclose()` send at
+once (the first token is what a client waits for). An append is one Lua script (`_APPEND`, contract above it)
 that checks the fencing token, XADDs with `MAXLEN ~ maxlen` and renews the TTL of the run's events
 and attempt keys, atomically. Tokens come from `take_over` (INCR of `Keys.attempt`); a worker whose
 run was taken over holds an older one, its appends are refused, and `flush`, `aclose` and every
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -162,6 +165,8 @@ class RedisEventWriter:
         self._emitted = start  # number of the last event emitted
         self._appended = start  # number of the last event in the stream
         self._urgent = start  # send at once up to this event (End, flush)
+        self._last_append_at = -math.inf  # loop time the latest append started
+        self._token_sent = False
         self._ended = self._closed = False
         self.failure: BaseException | None = None  # what stopped the writer
         self._timer: asyncio.TimerHandle | None = None
@@ -195,6 +200,9 @@ class RedisEventWriter:
             self._add()
             self._emitted += len(chunks)
             self._buffer.extend(chunks)
+            if not self._token_sent:
+                self._token_sent = True
+                self._send(self._emitted)
 
     async def flush(self) -> None:
         """Return once everything emitted so far is in the stream; the writer's failure otherwise."""
@@ -245,9 +253,13 @@ class RedisEventWriter:
         if self._buffer:
             return
         loop = asyncio.get_running_loop()
-        self._first_at = loop.time()
+        self._first_at = now = loop.time()
         if self._timer is None and self._task is None:
-            self._timer = loop.call_later(self.batch_seconds, self._start)
+            wait = self._last_append_at + self.batch_seconds - now
+            if wait > 0:
+                self._timer = loop.call_later(wait, self._start)
+            else:  # quiet for a while: at once (the task runs after this emit has buffered its event)
+                self._start()
 
     def _send(self, target: int) -> None:
         """Append up to event `target` without waiting for the batch clock."""
@@ -282,6 +294,7 @@ class RedisEventWriter:
 
     async def _append(self) -> None:
         batch, self._buffer = self._buffer, []
+        self._last_append_at = asyncio.get_running_loop().time()
         first, last = self._appended + 1, self._appended + len(batch)
         payload = dumps_values(batch)
         args: list[EncodableT] = [self.attempt, f"0-{last}", first, payload, self.maxlen, self.ttl_seconds]

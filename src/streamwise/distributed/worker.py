@@ -5,11 +5,13 @@ silent past the lease), in this order:
 
 1. reads the job; past `max_attempts` deliveries, or past its start-by time (nobody was there to
    take it), the run fails with `error` then `end` without being run;
-2. a first delivery of a run that already has events is a job submitted twice: dropped. Else
-   `take_over` (INCR of the run's attempt: the fencing token), then the log's length, then claims
+2. begins an attempt in one round trip to Redis (`streamwise.distributed.attempts`): a first
+   delivery of a run that already has events is a job submitted twice, dropped; else the INCR of
+   the run's attempt (the fencing token), the log's length and the cancel marker. Then it claims
    the run's row in the database with that attempt; a row that is no longer active (the API node
    gave up on it, or another attempt finished it) is acknowledged and left alone;
-3. checks the cancel marker, then watches it (the process's one `CancelListener`);
+3. a run already cancelled ends there; else its cancel marker is watched (the process's one
+   `CancelListener`, which checks the marker again as the watch begins);
 4. on a take-over (the log already holds events): a run whose earlier attempt called a tool that
    may have changed something outside is not run again (it fails with a clear error); any other
    is started again after a `restart` event, with the same message ids, so it keeps its rows;
@@ -35,10 +37,11 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from streamwise.distributed.attempts import begin_attempt
 from streamwise.distributed.cancel import CancelListener, is_cancelled
 from streamwise.distributed.codec import decode_entries
 from streamwise.distributed.dispatch import Consumer, Job, JobQueue
-from streamwise.distributed.eventlog import Fenced, RedisEventWriter, log_tail, take_over
+from streamwise.distributed.eventlog import Fenced, RedisEventWriter
 from streamwise.distributed.jobs import JobError, RunJob
 from streamwise.distributed.keys import Keys
 from streamwise.distributed.worker_sink import FencedStore, WorkerSink, failure_kind
@@ -212,18 +215,17 @@ class Worker:
     async def _run_job(self, consumer: Consumer, active: _Active) -> None:
         job, spec, options = active.job, active.spec, self.options
         run_id = spec.run_id
-        if job.deliveries == 1 and await log_tail(self.redis, self.keys.events(run_id)) is not None:
-            # A first delivery of a run that has events: the job was submitted twice (a retried XADD).
-            # Taking it over would stop the attempt that is running it.
+        begun = await begin_attempt(
+            self.redis, self.keys, run_id, first_delivery=job.deliveries == 1, ttl_seconds=options.ttl_seconds
+        )
+        if begun is None:  # a first delivery of a run that has events: the job was submitted twice
             logger.warning("run %s: a second job for it; dropping that one", run_id)
             await consumer.ack(job)
             return
-        attempt = await take_over(self.redis, self.keys, run_id, ttl_seconds=options.ttl_seconds)
-        tail = await log_tail(self.redis, self.keys.events(run_id))
-        if tail is not None and tail[1]:  # it ended; only the acknowledgement was lost
+        if begun.ended:  # only the acknowledgement was lost
             await self._finished(consumer, job, run_id)
             return
-        start = 0 if tail is None else tail[0]
+        attempt, start = begun.number, begun.start
         writer = RedisEventWriter(
             self.redis, self.keys, run_id, attempt, start=start, ttl_seconds=options.ttl_seconds
         )
@@ -233,7 +235,7 @@ class Worker:
             return
         earlier = await self._earlier_events(run_id) if start else []
         refusal = self._refusal(job, spec, earlier)
-        reason = await is_cancelled(self.redis, self.keys, run_id)
+        reason = begun.cancelled  # one arriving later is the watch's (it checks the marker first)
         if refusal is not None or reason is not None:
             ended: list[Event] = [Abort()] if refusal is None else [Error(refusal)]
             status: RunState = "aborted" if refusal is None else "error"

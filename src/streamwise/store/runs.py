@@ -24,8 +24,9 @@ works while the run is still queued. Once finished, a run changes no more: a lat
 `finish` returns False. `interrupt_workers` ends the running runs of workers known to be gone
 whatever their attempt; such a worker, were it to come back, finds its run finished.
 
-Each method is one short transaction; `claim` and `finish` are a single conditional UPDATE whose row
-count says whether it won, so processes racing on one run (on PostgreSQL or SQLite) cannot both win.
+Each method is one short transaction (a lone statement, in autocommit on PostgreSQL); `claim` and
+`finish` are a single conditional UPDATE whose row count says whether it won, so processes racing
+on one run (on PostgreSQL or SQLite) cannot both win.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from streamwise.store.database import Database
@@ -72,22 +73,21 @@ class RunRepository:
     async def create(self, run_id: str, chatflow_id: str, chat_id: str, session_id: str | None) -> RunRecord:
         """Record a new run as queued. An id already taken raises `sqlalchemy.exc.IntegrityError`."""
         now = _clock.tick()
-        row = RunRow(
-            id=run_id,
-            chatflowid=chatflow_id,
-            chatId=chat_id,
-            sessionId=session_id,
-            status="queued",
-            attempt=0,
-            worker=None,
-            error=None,
-            createdDate=now,
-            updatedDate=now,
-        )
-        record = _record(row)
-        async with self._db.transaction() as session:
-            session.add(row)
-        return record
+        values: dict[str, Any] = {
+            "id": run_id,
+            "chatflowid": chatflow_id,
+            "chatId": chat_id,
+            "sessionId": session_id,
+            "status": "queued",
+            "attempt": 0,
+            "worker": None,
+            "error": None,
+            "failure": None,
+            "createdDate": now,
+            "updatedDate": now,
+        }
+        await self._db.execute_alone(insert(RunRow).values(**values))
+        return RunRecord(**values)
 
     async def get(self, run_id: str) -> RunRecord | None:
         async with self._db.session() as session:
@@ -176,9 +176,7 @@ class RunRepository:
             .values(**values, updatedDate=_clock.tick())
             .execution_options(synchronize_session=False)
         )
-        async with self._db.transaction() as session:
-            result = cast(CursorResult[Any], await session.execute(statement))
-            return result.rowcount
+        return await self._db.execute_alone(statement)
 
 
 def _record(row: RunRow) -> RunRecord:
