@@ -100,6 +100,9 @@ def test_the_runs_route_replays_from_any_position_and_says_what_it_cannot(server
     assert by_query.content.startswith(b'message:\ndata:{"event":"token","data":"b"}\nid:')
     assert httpx.get(url, params={"after": 999}, timeout=20).status_code == 400
     assert httpx.get(url, params={"after": -1}, timeout=20).status_code == 400
+    for hostile in (10**20, "1e3", "\u00b2", ""):
+        refused = httpx.get(url, params={"after": hostile}, timeout=20)
+        assert refused.status_code == 400 and refused.json()["message"], (hostile, refused.text)
     missing = httpx.get(f"{server.base_url}/api/v1/runs/no-such-run/events", timeout=20)
     assert missing.status_code == 404 and "not running here" in missing.json()["message"]
     # Resuming through another chatflow's prediction route is not a way in.
@@ -119,6 +122,16 @@ def test_the_runs_route_replays_from_any_position_and_says_what_it_cannot(server
         timeout=20,
     )
     assert fresh.status_code == 200 and fresh.headers["x-run-id"] != run_id
+    # Nor are ids whose number only Unicode calls a digit (a superscript two, sent as Latin-1).
+    for header in (b"x:\xb2", f"{run_id}:\xb2".encode("latin-1"), b"\xff:1"):
+        odd = httpx.post(
+            f"{server.base_url}/api/v1/prediction/{other}",
+            json={"question": "q", "streaming": True},
+            headers={b"Last-Event-ID": header},
+            timeout=20,
+        )
+        assert odd.status_code in (200, 404), (header, odd.text)
+        assert odd.headers["content-type"].startswith(("text/event-stream", "application/json"))
 
 
 def test_positions_no_longer_kept_are_a_410(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from streamwise.engine.events import (
     Token,
     UsedTools,
 )
-from streamwise.wire.frames import HEARTBEAT, encode, encode_many
+from streamwise.wire.frames import HEARTBEAT, encode, encode_many, parse_event_id
 
 GOLDEN: list[tuple[Event, bytes]] = [
     (Start(""), b'message:\ndata:{"event":"start","data":""}\n\n'),
@@ -83,3 +83,24 @@ def test_control_characters_are_escaped_like_json_stringify() -> None:
 def test_a_batch_is_the_frames_back_to_back() -> None:
     events: list[Event] = [Start(""), Token("a"), Token("b"), End()]
     assert encode_many(events) == b"".join(encode(event) for event in events)
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [
+        ("run-1:7", ("run-1", 7)),
+        (" a:b:c:12 ", ("a:b:c", 12)),  # the run id is everything before the last colon
+        ("run-1:0", ("run-1", 0)),
+        ("run-1:", None),
+        (":5", None),
+        ("5", None),
+        ("run-1:-1", None),
+        ("run-1:1e3", None),
+        ("run-1:\u00b2", None),  # a superscript two: a digit to str.isdigit, not to int()
+        ("run-1:\u0661", None),  # an Arabic-Indic one
+        ("run-1:" + "9" * 13, None),
+        ("run-1:" + "9" * 12, ("run-1", 10**12 - 1)),
+    ],
+)
+def test_an_event_id_is_a_run_id_and_an_ascii_number(value: str, parsed: tuple[str, int] | None) -> None:
+    assert parse_event_id(value) == parsed

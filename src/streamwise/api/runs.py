@@ -27,7 +27,7 @@ from streamwise.api.state import AppState, State
 from streamwise.distributed.eventlog import log_tail
 from streamwise.errors import BadRequest, Gone, NotFound, Unavailable
 from streamwise.store.runs import ACTIVE
-from streamwise.wire.frames import parse_event_id
+from streamwise.wire.frames import MAX_EVENT_NUMBER, parse_event_id
 
 router = APIRouter()
 
@@ -76,7 +76,11 @@ async def run_events(
     state: State,
     after: Annotated[
         int | None,
-        Query(ge=0, description="Send the events after this many (default: Last-Event-ID, else 0)."),
+        Query(
+            ge=0,
+            le=MAX_EVENT_NUMBER,
+            description="Send the events after this many (default: Last-Event-ID, else 0).",
+        ),
     ] = None,
 ) -> Response:
     if after is None:
@@ -107,6 +111,6 @@ async def _resumed_remote(
     if tail is None:
         if row.status not in ACTIVE or after > 0:
             raise Gone(f"Run {run_id}'s events are no longer kept")
-    elif after > tail[0] and tail[1]:
-        raise BadRequest(f"Run {run_id} has {tail[0]} events, not {after}")
+    elif after > tail[0]:  # no client was sent an event the run has not written
+        raise BadRequest(f"Run {run_id} has {tail[0]} events so far, not {after}")
     return stream_remote(state, run_id, after)

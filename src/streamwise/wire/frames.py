@@ -49,10 +49,13 @@ def event_id(run_id: str, number: int) -> str:
     return f"{run_id}:{number}"
 
 
+MAX_EVENT_NUMBER = 10**12 - 1  # the largest event number an id may name (12 digits)
+
+
 def parse_event_id(value: str) -> tuple[str, int] | None:
     """(run id, event number) of an `id:` value such as a client's `Last-Event-ID`; None otherwise."""
     run_id, _, number = value.strip().rpartition(":")
-    if not run_id or not number.isdigit() or len(number) > 12:
+    if not run_id or not (number.isascii() and number.isdigit()) or len(number) > 12:  # not '²'
         return None
     return run_id, int(number)
 
