@@ -1,8 +1,9 @@
 """`streamwise worker`: run the answers API nodes hand out through Redis (see docs/scale-out.md).
 
 It needs the same `STREAMWISE_DATABASE_URL` and `STREAMWISE_REDIS_URL` as the API nodes. SIGTERM
-(or Ctrl-C) stops taking runs and gives the running ones `STREAMWISE_SHUTDOWN_GRACE_SECONDS` to
-finish; those still running then end with `error` then `end`, their partial answers stored.
+(or Ctrl-C) stops taking runs and hands the running ones back to the queue, where another worker (or
+this one, restarted) takes them over: their streams get `restart` and the answer again. Stopping
+takes at most `STREAMWISE_SHUTDOWN_GRACE_SECONDS`.
 """
 
 from __future__ import annotations

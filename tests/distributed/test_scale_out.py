@@ -160,6 +160,51 @@ def test_a_worker_killed_mid_answer_is_taken_over_and_the_sdk_sees_the_restart(f
     assert [(row["role"], row["content"]) for row in stored] == [("userMessage", "go"), ("apiMessage", FULL)]
 
 
+def test_a_worker_stopped_mid_answer_hands_its_run_to_another_at_once(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    lease = 9.0  # a crashed worker's run waits this long; a stopped one's a third of it at most
+    env = {"STREAMWISE_WORKER_LEASE_SECONDS": str(lease)}
+    with cluster(tmp_path, postgres_url, REDIS_URL, workers=0, env=env) as deployment:
+        try:
+            first = deployment.start_worker()
+            chatflow_id = deployment.create_flow(chain_flow(fake_model(tokenCount=40, delayMs=150)))
+            seen: list[ev.Event] = []
+            stopped_at = restarted_at = float("inf")
+            with (
+                Client(deployment.api_urls[0], timeout=60) as client,
+                client.stream(chatflow_id, "go", chat_id="t1") as stream,
+            ):
+                for event in stream:
+                    seen.append(event)
+                    if sum(isinstance(item, ev.Token) for item in seen) == 5 and stopped_at == float("inf"):
+                        deployment.start_worker()
+                        first.send_signal(signal.SIGTERM)  # a deploy; by the pid this test started
+                        stopped_at = time.monotonic()
+                    if isinstance(event, ev.Restart):
+                        restarted_at = time.monotonic()
+                result = stream.result()
+            assert first.wait(20) == 0, deployment.output()
+            restarts = [event for event in seen if isinstance(event, ev.Restart)]
+            assert len(restarts) == 1 and restarts[0].attempt == 2, deployment.output()
+            assert restarted_at - stopped_at < lease * 2 / 3, (restarted_at - stopped_at, deployment.output())
+            assert result.text == FULL
+            names = [type(event).__name__ for event in seen]
+            assert "Error" not in names and "Abort" not in names and isinstance(seen[-1], ev.End), names
+            stored = httpx.get(
+                f"{deployment.api_urls[0]}/api/v1/chatmessage/{chatflow_id}",
+                params={"chatId": "t1"},
+                timeout=10,
+            ).json()
+            assert [(row["role"], row["content"]) for row in stored] == [
+                ("userMessage", "go"),
+                ("apiMessage", FULL),
+            ]
+            assert "handed back" in deployment.output()
+        finally:
+            asyncio.run(delete_matching(f"{deployment.prefix}:*"))
+
+
 def test_a_stalled_worker_is_fenced_and_its_late_writes_are_refused(fresh: Cluster) -> None:
     stalled = fresh.start_worker()
     chatflow_id = fresh.create_flow(chain_flow(fake_model(**SLOW)))
@@ -203,6 +248,12 @@ def test_a_stream_resumes_on_another_api_node_and_abort_works_from_any_node(
                     received += chunk
                     if received.count(b"\n\n") >= 8:
                         break
+            # A position the run has not reached is nobody's to resume from; hostile ones are 400s.
+            for after in ("100000", str(10**12 - 1), str(10**20), "-1", "x"):
+                ahead = httpx.get(
+                    f"{two.api_urls[1]}/api/v1/runs/{run_id}/events", params={"after": after}, timeout=10
+                )
+                assert ahead.status_code == 400 and ahead.json()["message"], (after, ahead.text)
             first = received[: received.index(b"\n\n", 0) + 2]
             for _ in range(7):
                 first = received[: received.index(b"\n\n", len(first)) + 2]

@@ -20,6 +20,9 @@ silent past the lease), in this order:
 6. flushes the log, finishes the row (only under its own attempt), shortens the log's TTL to the
    resume window, and acknowledges the job.
 
+A worker told to stop (SIGTERM) takes no more jobs and hands back those it holds: their runs stop
+without writing anything more, and another worker takes each over at once (step 4's `restart`).
+
 A worker whose lease was lost (it stalled, another took over) is fenced: its appends are refused,
 its run is stopped, and nothing it would store is written.
 """
@@ -109,14 +112,17 @@ class Worker:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _slot_freed: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _taking: asyncio.Future[list[Job]] | None = None
 
     @property
     def active(self) -> int:
         return len(self._active)
 
     def stop(self) -> None:
-        """Take no more jobs; `serve` then drains what runs and returns."""
+        """Take no more jobs; `serve` then hands back what runs and returns."""
         self._stopping.set()
+        if self._taking is not None:
+            self._taking.cancel()  # a blocked XREADGROUP: what it got unseen is handed back too
 
     async def serve(self) -> None:
         """Take, run and acknowledge jobs until `stop()`; then stop the runs (each ends with `error`
@@ -137,11 +143,24 @@ class Worker:
             try:
                 await self._take(consumer)
             finally:
-                await self.runs.drain(options.shutdown_grace_seconds)
-                if self._tasks:
-                    await asyncio.wait(self._tasks, timeout=options.shutdown_grace_seconds)
+                await self._hand_back(options.shutdown_grace_seconds)
                 renewer.cancel()
                 await asyncio.gather(renewer, return_exceptions=True)
+
+    async def _hand_back(self, grace: float) -> None:
+        """Stop every run this worker holds without a word more to its stream or its rows; the
+        consumer's `aclose` then hands the jobs back, and another worker (or this one, restarted)
+        takes each over at its next reclaim, as after a crash but without waiting out the lease:
+        the stream gets `restart` and the answer again."""
+        for active in list(self._active.values()):
+            active.lost = True
+            if active.sink is not None:
+                active.sink.silence()
+            if active.run is not None:
+                active.run.cancel("shutdown")
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=grace)
+        await self.runs.drain(grace)  # whatever started meanwhile
 
     async def _until_ready(self, consumer: Consumer) -> None:
         delay = 0.05
@@ -170,7 +189,14 @@ class Worker:
                     jobs = await consumer.reclaim()
                     reclaim_at = loop.time() + consumer.renew_every
                 if consumer.free_slots > 0:
-                    jobs += await consumer.take(consumer.free_slots)
+                    self._taking = asyncio.ensure_future(consumer.take(consumer.free_slots))
+                    try:
+                        jobs += await self._taking
+                    except asyncio.CancelledError:
+                        if not (self._stopping.is_set() and self._taking.cancelled()):
+                            raise
+                    finally:
+                        self._taking = None
                 else:
                     self._slot_freed.clear()
                     with contextlib.suppress(TimeoutError):
@@ -274,6 +300,9 @@ class Worker:
             return current is not None and current != str(attempt).encode()
 
         store = FencedStore(self.messages, fenced, taken_over=start > 0 or job.deliveries > 1)
+        if self._stopping.is_set():  # shutting down: the job goes back unstarted
+            logger.info("run %s: handed back unstarted, the worker is stopping", run_id)
+            return
         run = self.runs.start(
             spec.request,
             answerer,
@@ -297,6 +326,9 @@ class Worker:
                     timer.cancel()
         with contextlib.suppress(Exception):
             await writer.aclose()
+        if sink.handed_back:
+            logger.info("run %s: attempt %d handed back (the worker is stopping)", run_id, attempt)
+            return
         if sink.fenced or active.lost:
             logger.warning("run %s: attempt %d was taken over; its results are dropped", run_id, attempt)
             return

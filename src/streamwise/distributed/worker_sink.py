@@ -27,6 +27,10 @@ def failure_kind(failure: BaseException) -> str:
     return "InternalError"
 
 
+class HandedBack(Exception):
+    """The worker stopped and gave the run back to the queue: this attempt writes nothing more."""
+
+
 class WorkerSink:
     """A worker run's `EventSink`: the Redis writer, without the repeated `start` of a run taken
     over. The writer failing (fenced, Redis lost) calls `on_fail` once instead of raising into the
@@ -41,6 +45,16 @@ class WorkerSink:
     @property
     def fenced(self) -> bool:
         return isinstance(self.failure or self.writer.failure, Fenced)
+
+    @property
+    def handed_back(self) -> bool:
+        return isinstance(self.failure, HandedBack)
+
+    def silence(self) -> None:
+        """Drop every event from now on (the worker hands the run back); what was emitted before
+        still goes out."""
+        if self.failure is None:
+            self.failure = HandedBack(f"run {self.writer.run_id}: handed back to the queue")
 
     def emit(self, event: Event) -> None:
         if self.failure is not None:
