@@ -6,7 +6,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -22,8 +22,13 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+class HasBaseUrl(Protocol):
+    @property
+    def base_url(self) -> str: ...
+
+
 def run_sdk(
-    server: LiveServer, chatflow_id: str, question: str, streaming: bool, api_key: str | None = None
+    server: HasBaseUrl, chatflow_id: str, question: str, streaming: bool, api_key: str | None = None
 ) -> list[Any]:
     completed = subprocess.run(
         [
