@@ -1,4 +1,5 @@
-"""The flowise-embed web widget (npm, 3.1.6) on a page of another origin, talking to a live server.
+"""The flowise-embed web widget (npm, 3.1.6) on a page of another origin, talking to a live server
+(and, for the streaming test, to an API node whose answers a worker runs).
 
 The page is served from its own port, so every call the widget makes is cross-origin: CORS and the
 preflights are exercised for real. The model is the OpenAI stub, slowed down so the answer visibly
@@ -7,12 +8,16 @@ grows in the bot's bubble.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import http.server
 import json
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -22,8 +27,11 @@ from playwright.sync_api import Page
 from streamwise.nodes.services import NodeServices
 from streamwise.settings import Settings
 from tests.browser.conftest import PageLog, assert_clean
+from tests.support.cluster import cluster
 from tests.support.flows import chain_flow, openai_model
 from tests.support.openai_stub import StubServer, expected_text, serve_in_thread
+from tests.support.pg import PostgresUnavailable, postgres_test_database_sync
+from tests.support.redis import REDIS_URL, delete_matching
 from tests.support.server import LiveServer, free_port, live_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,6 +57,39 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     )
     with live_server(settings, NodeServices(env={})) as running:
         yield running
+
+
+@dataclass(frozen=True)
+class ApiNode:
+    """An API node of a scale-out deployment, as `_create` and `_open` use a server."""
+
+    base_url: str
+
+    def create_flow(self, flow_data: str, name: str = "live flow") -> str:
+        response = httpx.post(
+            f"{self.base_url}/api/v1/chatflows", json={"name": name, "flowData": flow_data}, timeout=10
+        )
+        assert response.status_code == 200, response.text
+        chatflow_id: str = response.json()["id"]
+        return chatflow_id
+
+
+@pytest.fixture(scope="module")
+def api_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiNode]:
+    """`streamwise start --role api` and a `streamwise worker` on PostgreSQL and the shared Redis."""
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(postgres_test_database_sync())
+        except PostgresUnavailable as exc:
+            pytest.skip(str(exc))
+        deployment = stack.enter_context(
+            cluster(tmp_path_factory.mktemp("embed-cluster"), url, REDIS_URL, workers=1)
+        )
+        try:
+            yield ApiNode(deployment.api_urls[0])
+        finally:  # off this thread: Playwright's sync API runs an event loop on it
+            with ThreadPoolExecutor(1) as thread:
+                thread.submit(asyncio.run, delete_matching(f"{deployment.prefix}:*")).result()
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +140,9 @@ def _page(chatflow_id: str, api_host: str) -> str:
 </script></body></html>"""
 
 
-def _create(server: LiveServer, stub: StubServer, chatbot_config: dict[str, object] | None = None) -> str:
+def _create(
+    server: LiveServer | ApiNode, stub: StubServer, chatbot_config: dict[str, object] | None = None
+) -> str:
     flow = chain_flow(openai_model(stub.base_url, modelName=MODEL), memory="bufferMemory")
     chatflow_id = server.create_flow(flow, name="embed")
     if chatbot_config is not None:
@@ -109,7 +152,7 @@ def _create(server: LiveServer, stub: StubServer, chatbot_config: dict[str, obje
     return chatflow_id
 
 
-def _open(page: Page, site: str, server: LiveServer, chatflow_id: str) -> None:
+def _open(page: Page, site: str, server: LiveServer | ApiNode, chatflow_id: str) -> None:
     page.goto(f"{site}/page.html?chatflowid={chatflow_id}&apiHost={server.base_url}")
     page.locator("flowise-fullchatbot textarea").wait_for()
 
@@ -138,9 +181,17 @@ def _wait_for_answer(page: Page, count: int, answer: str, within: float = 15) ->
     raise AssertionError(f"no answer {answer!r} within {within} s; saw {samples[-3:]}")
 
 
+@pytest.mark.parametrize("where", ["server", "api_node"])
 def test_the_widget_streams_and_remembers(
-    page: Page, page_log: PageLog, artifacts: Path, site: str, server: LiveServer, stub: StubServer
+    page: Page,
+    page_log: PageLog,
+    artifacts: Path,
+    site: str,
+    stub: StubServer,
+    where: str,
+    request: pytest.FixtureRequest,
 ) -> None:
+    server: LiveServer | ApiNode = request.getfixturevalue(where)
     chatflow_id = _create(server, stub)
     _open(page, site, server, chatflow_id)
     welcome = len(_bubble_texts(page))  # the widget's own welcome message
@@ -159,7 +210,7 @@ def test_the_widget_streams_and_remembers(
     assert contents[-1] == "And then?", contents
     assert "What is streaming?" in contents, contents  # the first exchange, from memory
     assert any(text.strip() == answer for text in contents), contents
-    page.screenshot(path=str(artifacts / "embed_widget.png"))
+    page.screenshot(path=str(artifacts / f"embed_widget_{where}.png"))
     assert_clean(page_log)
 
 

@@ -3,10 +3,8 @@ a redis-server of a test's own for tests that kill or restart it."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 from uuid import uuid4
 
@@ -15,7 +13,7 @@ import redis.asyncio as aioredis
 
 from streamwise.distributed.keys import Keys
 from tests.support.own_redis import OwnRedis
-from tests.support.pg import PostgresUnavailable, postgres_test_database
+from tests.support.pg import PostgresUnavailable, postgres_test_database_sync
 from tests.support.redis import REDIS_URL, delete_matching
 
 
@@ -48,13 +46,8 @@ async def own_redis(tmp_path: Path) -> AsyncIterator[OwnRedis]:
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL database of the module's own (the deployments' shared truth), dropped afterwards;
     the tests skip if no PostgreSQL answers."""
-    with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
-        stack = AsyncExitStack()
-        try:
-            url = runner.run(stack.enter_async_context(postgres_test_database()))
-        except PostgresUnavailable as exc:
-            pytest.skip(str(exc))
-        try:
+    try:
+        with postgres_test_database_sync() as url:
             yield url
-        finally:
-            runner.run(stack.aclose())
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))

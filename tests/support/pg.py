@@ -1,9 +1,11 @@
 """Throwaway PostgreSQL databases for tests.
 
 `postgres_test_database()` creates a uniquely named database on the local server and drops it when
-the block ends, however it ends. Point it elsewhere with `STREAMWISE_TEST_POSTGRES`, an admin URL
-such as `postgresql://postgres@127.0.0.1:5432/test`; by default it tries the users `postgres` and
-`root` on the `test` and `postgres` databases at 127.0.0.1:5432.
+the block ends, however it ends; `postgres_test_database_sync()` is the same for synchronous code
+(module fixtures, and code inside Playwright's sync API, which runs an event loop of its own).
+Point it elsewhere with `STREAMWISE_TEST_POSTGRES`, an admin URL such as
+`postgresql://postgres@127.0.0.1:5432/test`; by default it tries the users `postgres` and `root` on
+the `test` and `postgres` databases at 127.0.0.1:5432.
 
 It talks to the server through SQLAlchemy's asyncpg dialect (in AUTOCOMMIT, as CREATE/DROP DATABASE
 require), which keeps this module fully typed.
@@ -11,10 +13,12 @@ require), which keeps this module fully typed.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
@@ -103,3 +107,20 @@ async def postgres_test_database() -> AsyncIterator[str]:
     finally:
         async with _autocommit(admin_url) as connection:
             await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
+def postgres_test_database_sync() -> Iterator[str]:
+    """`postgres_test_database()` for synchronous code: the database is made and dropped on an event
+    loop of its own, on a thread of its own, so a loop already running here is no obstacle."""
+    with ThreadPoolExecutor(1, thread_name_prefix="test-postgres") as thread:
+        runner = asyncio.Runner()
+        stack = AsyncExitStack()
+        try:
+            url = thread.submit(runner.run, stack.enter_async_context(postgres_test_database())).result()
+            try:
+                yield url
+            finally:
+                thread.submit(runner.run, stack.aclose()).result()
+        finally:
+            thread.submit(runner.close).result()
