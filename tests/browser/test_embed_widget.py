@@ -32,7 +32,7 @@ from tests.support.flows import chain_flow, openai_model
 from tests.support.openai_stub import StubServer, expected_text, serve_in_thread
 from tests.support.pg import PostgresUnavailable, postgres_test_database_sync
 from tests.support.redis import REDIS_URL, delete_matching
-from tests.support.server import LiveServer, free_port, live_server
+from tests.support.server import LiveServer, create_flow, free_port, live_server
 
 ROOT = Path(__file__).resolve().parents[2]
 WIDGET = ROOT / "node_modules" / "flowise-embed" / "dist" / "web.js"
@@ -66,12 +66,7 @@ class ApiNode:
     base_url: str
 
     def create_flow(self, flow_data: str, name: str = "live flow") -> str:
-        response = httpx.post(
-            f"{self.base_url}/api/v1/chatflows", json={"name": name, "flowData": flow_data}, timeout=10
-        )
-        assert response.status_code == 200, response.text
-        chatflow_id: str = response.json()["id"]
-        return chatflow_id
+        return create_flow(self.base_url, flow_data, name)
 
 
 @pytest.fixture(scope="module")

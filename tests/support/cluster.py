@@ -19,10 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import uuid4
 
-import httpx
-
 from tests.support.process import child_environment, started, stop_child
-from tests.support.server import free_port
+from tests.support.server import create_flow, free_port
 
 WORKER_READY = "taking up to"
 
@@ -38,12 +36,7 @@ class Cluster:
     stack: ExitStack = field(default_factory=ExitStack)
 
     def create_flow(self, flow_data: str, name: str = "cluster flow") -> str:
-        response = httpx.post(
-            f"{self.api_urls[0]}/api/v1/chatflows", json={"name": name, "flowData": flow_data}, timeout=10
-        )
-        assert response.status_code == 200, response.text
-        chatflow_id: str = response.json()["id"]
-        return chatflow_id
+        return create_flow(self.api_urls[0], flow_data, name)
 
     def start_api(self, *, role: str = "api") -> str:
         port = free_port()

@@ -28,6 +28,16 @@ def free_port() -> int:
         return port
 
 
+def create_flow(base_url: str, flow_data: str, name: str = "live flow") -> str:
+    """POST a chatflow to the server at `base_url`; its id."""
+    response = httpx.post(
+        f"{base_url}/api/v1/chatflows", json={"name": name, "flowData": flow_data}, timeout=10
+    )
+    assert response.status_code == 200, response.text
+    chatflow_id: str = response.json()["id"]
+    return chatflow_id
+
+
 @dataclass
 class LiveServer:
     base_url: str
@@ -42,12 +52,7 @@ class LiveServer:
         return state
 
     def create_flow(self, flow_data: str, name: str = "live flow") -> str:
-        response = httpx.post(
-            f"{self.base_url}/api/v1/chatflows", json={"name": name, "flowData": flow_data}, timeout=10
-        )
-        assert response.status_code == 200, response.text
-        chatflow_id: str = response.json()["id"]
-        return chatflow_id
+        return create_flow(self.base_url, flow_data, name)
 
 
 @contextmanager
