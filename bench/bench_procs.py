@@ -103,11 +103,8 @@ def streamwise_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "streamwise"]
 
 
-def start_server(
-    data_dir: Path, workdir: Path, *, timeout: float = 30.0, env_extra: dict[str, str] | None = None
-) -> Proc:
-    """`streamwise start` on a free port, with a fresh data dir and the embedded model not preloaded."""
-    port = free_port()
+def streamwise_env(data_dir: Path, env_extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a `streamwise` process: no STREAMWISE_ setting but these (and `env_extra`)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMWISE_")}
     env.update(
         STREAMWISE_DATA_DIR=str(data_dir),
@@ -122,8 +119,23 @@ def start_server(
         ),
     )
     env.update(env_extra or {})
+    return env
+
+
+def start_server(
+    data_dir: Path,
+    workdir: Path,
+    *,
+    timeout: float = 30.0,
+    env_extra: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+) -> Proc:
+    """`streamwise start` on a free port, with a fresh data dir and the embedded model not preloaded;
+    `args` are added to the command line (`--role api`)."""
+    port = free_port()
+    env = streamwise_env(data_dir, env_extra)
     log = workdir / "server.log"
-    command = [*streamwise_command(), "start", "--host", HOST, "--port", str(port)]
+    command = [*streamwise_command(), "start", "--host", HOST, "--port", str(port), *args]
     with log.open("wb") as out:
         # cwd: a directory without a .env file, so only the settings above apply.
         process = subprocess.Popen(command, env=env, cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
@@ -209,10 +221,10 @@ class CpuSnapshot:
         for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
             usage = resource.getrusage(who)
             ours += usage.ru_utime + usage.ru_stime
-        return cls(time.monotonic(), busy, ours + sum(_process_cpu(pid) for pid in pids))
+        return cls(time.monotonic(), busy, ours + sum(process_cpu(pid) for pid in pids))
 
 
-def _process_cpu(pid: int) -> float:
+def process_cpu(pid: int) -> float:
     """utime + stime of a live (or not yet waited-for) process, in seconds."""
     try:
         with open(f"/proc/{pid}/stat") as stat:

@@ -6,6 +6,7 @@ from typing import Any
 
 import report_agent
 import report_rag
+import report_scale
 from report_chat import headline_rows, sections
 
 X = "\u00d7"  # multiplication sign
@@ -25,7 +26,9 @@ alone, and up to 30 s before each RAG ingest round and before the retrieval timi
 (sample the server with py-spy even when every target passes), `--skip-local` (leave out the
 embedded model), `--skip-rag` (leave out the retrieval section: ingest rates, memory, streams during
 an ingest, retrieval and first-token figures, measured by `bench/bench_rag.py` on servers of its
-own, described in its section below; the rows marked **RAG** in the targets table are its). The
+own, described in its section below; the rows marked **RAG** in the targets table are its),
+`--skip-scale` (leave out the scale-out section, `bench/bench_scale.py`: API nodes and workers over
+PostgreSQL and Redis against an in-process server; it needs both running on 127.0.0.1). The
 headline is the flow users run most: a chat with memory (ChatOpenAI → Conversation Chain + Buffer
 Memory, a Flowise 3.x export). It starts the
 OpenAI-compatible stub
@@ -165,6 +168,7 @@ def render(s: dict[str, Any]) -> str:
             ("embedded model", s.get("local_model", {})),
             *report_rag.phases(s),
             *report_agent.phases(s),
+            *report_scale.phases(s),
         )
         if phase.get("other_cpu", {}).get("share_of_machine", 0.0) > NOISY_SHARE
         and phase["other_cpu"]["core_seconds"] >= NOISY_CORE_SECONDS
@@ -177,7 +181,14 @@ def render(s: dict[str, Any]) -> str:
             "",
         ]
     head = ["what", "measured", "target", "measured / target", "Flowise 3.1.4", "result"]
-    out += _table(head, headline_rows(s) + _summary_rows(s) + report_rag.rows(s) + report_agent.rows(s))
+    out += _table(
+        head,
+        headline_rows(s)
+        + _summary_rows(s)
+        + report_rag.rows(s)
+        + report_agent.rows(s)
+        + report_scale.rows(s),
+    )
     out.append("")
     out += sections(s)
     if s.get("problems"):
@@ -365,6 +376,7 @@ def render(s: dict[str, Any]) -> str:
     if rag:
         out += ["", *rag]
     out += ["", *report_agent.sections(s)]
+    out += ["", *report_scale.sections(s)]
     profiles = s.get("profiles") or []
     if profiles:
         out += [

@@ -4,6 +4,7 @@
     .venv/bin/python bench/run.py --quick    # smoke run: fewer repetitions
     .venv/bin/python bench/run.py --profile  # also sample the server with py-spy when every target passes
     .venv/bin/python bench/run.py --skip-rag # without the retrieval (RAG) section (bench_rag.py)
+    .venv/bin/python bench/run.py --skip-scale # without the scale-out section (bench_scale.py)
 
 The OpenAI stub and the Streamwise server run as subprocesses (uvloop each); the load client runs here
 (uvloop, the raw-socket client of bench_http.py). Streamwise serves a chatOpenAI → llmChain flow pointed
@@ -76,6 +77,7 @@ from bench_procs import (  # noqa: E402
 )
 from bench_rag import rag_bench  # noqa: E402
 from bench_report import NOISY_CORE_SECONDS, NOISY_SHARE, render  # noqa: E402
+from bench_scale import measure as scale_measure  # noqa: E402
 from local_model import PROMPT, measure_direct  # noqa: E402
 from tests.support.flows import llm_chain_flow, node, openai_model  # noqa: E402
 from tests.support.openai_stub import expected_text  # noqa: E402
@@ -508,7 +510,14 @@ def memory_mib(pid: int) -> dict[str, float]:
 
 
 async def bench(
-    plan: Plan, workdir: Path, *, force_profile: bool, skip_local: bool, skip_rag: bool, wait_quiet: float
+    plan: Plan,
+    workdir: Path,
+    *,
+    force_profile: bool,
+    skip_local: bool,
+    skip_rag: bool,
+    skip_scale: bool,
+    wait_quiet: float,
 ) -> dict[str, Any]:
     data_dir = workdir / "data"
     data_dir.mkdir()
@@ -592,6 +601,17 @@ async def bench(
         except Exception as exc:
             log(f"PROBLEM: the agent section failed: {exc!r}")
             results["agent"] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+        if skip_scale:
+            results["scale"] = {"skipped": "--skip-scale"}
+        else:
+            log("scale-out: API nodes and workers over PostgreSQL and Redis (bench/bench_scale.py)")
+            try:
+                results["scale"] = await scale_measure(
+                    stub, workdir, quick=plan.quick, force_profile=force_profile, wait_quiet=wait_quiet
+                )
+            except Exception as exc:
+                log(f"PROBLEM: the scale-out section failed: {exc!r}")
+                results["scale"] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
         if not server.alive():
             raise RuntimeError(f"the server died:\n{server.log_tail()}")
         return results
@@ -665,6 +685,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="profile the server even when targets pass")
     parser.add_argument("--skip-local", action="store_true", help="leave out the embedded model")
     parser.add_argument("--skip-rag", action="store_true", help="leave out the retrieval (RAG) section")
+    parser.add_argument("--skip-scale", action="store_true", help="leave out the scale-out (worker) section")
     parser.add_argument(
         "--wait-quiet",
         type=float,
@@ -692,6 +713,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             force_profile=args.profile,
             skip_local=args.skip_local,
             skip_rag=args.skip_rag,
+            skip_scale=args.skip_scale,
             wait_quiet=args.wait_quiet,
         )
         results = uvloop.run(run)
