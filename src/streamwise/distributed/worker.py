@@ -125,8 +125,8 @@ class Worker:
             self._taking.cancel()  # a blocked XREADGROUP: what it got unseen is handed back too
 
     async def serve(self) -> None:
-        """Take, run and acknowledge jobs until `stop()`; then stop the runs (each ends with `error`
-        then `end`, stored) within the shutdown grace, and leave the consumer group."""
+        """Take, run and acknowledge jobs until `stop()`; then hand back the runs it holds (within
+        the shutdown grace, see `_hand_back`) and leave the consumer group."""
         options = self.options
         async with contextlib.AsyncExitStack() as stack:
             if self.cancels is None:
