@@ -8,14 +8,12 @@ grows in the bot's bubble.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import http.server
 import json
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +29,7 @@ from tests.support.cluster import cluster
 from tests.support.flows import chain_flow, openai_model
 from tests.support.openai_stub import StubServer, expected_text, serve_in_thread
 from tests.support.pg import PostgresUnavailable, postgres_test_database_sync
-from tests.support.redis import REDIS_URL, delete_matching
+from tests.support.redis import REDIS_URL
 from tests.support.server import LiveServer, create_flow, free_port, live_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,11 +78,7 @@ def api_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiNode]:
         deployment = stack.enter_context(
             cluster(tmp_path_factory.mktemp("embed-cluster"), url, REDIS_URL, workers=1)
         )
-        try:
-            yield ApiNode(deployment.api_urls[0])
-        finally:  # off this thread: Playwright's sync API runs an event loop on it
-            with ThreadPoolExecutor(1) as thread:
-                thread.submit(asyncio.run, delete_matching(f"{deployment.prefix}:*")).result()
+        yield ApiNode(deployment.api_urls[0])
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ Every frame they get carries an `id:` line; they must parse it as they parse a s
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ from flowise import Flowise, PredictionData
 from tests.clients.test_npm_sdk import ROOT, run_sdk
 from tests.support.cluster import Cluster, cluster
 from tests.support.flows import fake_flow
-from tests.support.redis import REDIS_URL, delete_matching
+from tests.support.redis import REDIS_URL
 from tests.support.sse import parse_frames
 
 pytestmark = pytest.mark.timeout(180)
@@ -35,10 +34,7 @@ TOKENS = ["Once", " upon", " a", " time", " 🐉", "\nend", ' "q" ', "\\"]
 def two_nodes(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterator[Cluster]:
     directory = tmp_path_factory.mktemp("clients")
     with cluster(directory, postgres_url, REDIS_URL, api_nodes=2, workers=1) as shared:
-        try:
-            yield shared
-        finally:
-            asyncio.run(delete_matching(f"{shared.prefix}:*"))
+        yield shared
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from tests.support.cluster import Cluster, cluster
 from tests.support.flows import chain_flow, fake_flow, fake_model
 from tests.support.own_redis import OwnRedis
 from tests.support.process import child_environment
-from tests.support.redis import REDIS_URL, delete_matching, keys_matching
+from tests.support.redis import REDIS_URL, keys_matching
 from tests.support.server import LiveServer
 from tests.support.sse import Frame, check_invariant, hang_up_after, parse_frames, stream_acting_once
 
@@ -39,20 +39,14 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> I
     """One API node and two workers, shared by the tests that do not break anything."""
     directory = tmp_path_factory.mktemp("cluster")
     with cluster(directory, postgres_url, REDIS_URL, workers=2) as shared:
-        try:
-            yield shared
-        finally:
-            asyncio.run(delete_matching(f"{shared.prefix}:*"))
+        yield shared
 
 
 @pytest.fixture
 def fresh(tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
     """An API node and no worker yet (tests start, kill and stop their own), with a short lease."""
     with cluster(tmp_path, postgres_url, REDIS_URL, workers=0, env=FAST_LEASE) as own:
-        try:
-            yield own
-        finally:
-            asyncio.run(delete_matching(f"{own.prefix}:*"))
+        yield own
 
 
 def predict_url(base: str, chatflow_id: str) -> str:
@@ -166,43 +160,40 @@ def test_a_worker_stopped_mid_answer_hands_its_run_to_another_at_once(
     lease = 9.0  # a crashed worker's run waits this long; a stopped one's a third of it at most
     env = {"STREAMWISE_WORKER_LEASE_SECONDS": str(lease)}
     with cluster(tmp_path, postgres_url, REDIS_URL, workers=0, env=env) as deployment:
-        try:
-            first = deployment.start_worker()
-            chatflow_id = deployment.create_flow(chain_flow(fake_model(tokenCount=40, delayMs=150)))
-            seen: list[ev.Event] = []
-            stopped_at = restarted_at = float("inf")
-            with (
-                Client(deployment.api_urls[0], timeout=60) as client,
-                client.stream(chatflow_id, "go", chat_id="t1") as stream,
-            ):
-                for event in stream:
-                    seen.append(event)
-                    if sum(isinstance(item, ev.Token) for item in seen) == 5 and stopped_at == float("inf"):
-                        deployment.start_worker()
-                        first.send_signal(signal.SIGTERM)  # a deploy; by the pid this test started
-                        stopped_at = time.monotonic()
-                    if isinstance(event, ev.Restart):
-                        restarted_at = time.monotonic()
-                result = stream.result()
-            assert first.wait(20) == 0, deployment.output()
-            restarts = [event for event in seen if isinstance(event, ev.Restart)]
-            assert len(restarts) == 1 and restarts[0].attempt == 2, deployment.output()
-            assert restarted_at - stopped_at < lease * 2 / 3, (restarted_at - stopped_at, deployment.output())
-            assert result.text == FULL
-            names = [type(event).__name__ for event in seen]
-            assert "Error" not in names and "Abort" not in names and isinstance(seen[-1], ev.End), names
-            stored = httpx.get(
-                f"{deployment.api_urls[0]}/api/v1/chatmessage/{chatflow_id}",
-                params={"chatId": "t1"},
-                timeout=10,
-            ).json()
-            assert [(row["role"], row["content"]) for row in stored] == [
-                ("userMessage", "go"),
-                ("apiMessage", FULL),
-            ]
-            assert "handed back" in deployment.output()
-        finally:
-            asyncio.run(delete_matching(f"{deployment.prefix}:*"))
+        first = deployment.start_worker()
+        chatflow_id = deployment.create_flow(chain_flow(fake_model(tokenCount=40, delayMs=150)))
+        seen: list[ev.Event] = []
+        stopped_at = restarted_at = float("inf")
+        with (
+            Client(deployment.api_urls[0], timeout=60) as client,
+            client.stream(chatflow_id, "go", chat_id="t1") as stream,
+        ):
+            for event in stream:
+                seen.append(event)
+                if sum(isinstance(item, ev.Token) for item in seen) == 5 and stopped_at == float("inf"):
+                    deployment.start_worker()
+                    first.send_signal(signal.SIGTERM)  # a deploy; by the pid this test started
+                    stopped_at = time.monotonic()
+                if isinstance(event, ev.Restart):
+                    restarted_at = time.monotonic()
+            result = stream.result()
+        assert first.wait(20) == 0, deployment.output()
+        restarts = [event for event in seen if isinstance(event, ev.Restart)]
+        assert len(restarts) == 1 and restarts[0].attempt == 2, deployment.output()
+        assert restarted_at - stopped_at < lease * 2 / 3, (restarted_at - stopped_at, deployment.output())
+        assert result.text == FULL
+        names = [type(event).__name__ for event in seen]
+        assert "Error" not in names and "Abort" not in names and isinstance(seen[-1], ev.End), names
+        stored = httpx.get(
+            f"{deployment.api_urls[0]}/api/v1/chatmessage/{chatflow_id}",
+            params={"chatId": "t1"},
+            timeout=10,
+        ).json()
+        assert [(row["role"], row["content"]) for row in stored] == [
+            ("userMessage", "go"),
+            ("apiMessage", FULL),
+        ]
+        assert "handed back" in deployment.output()
 
 
 def test_a_stalled_worker_is_fenced_and_its_late_writes_are_refused(fresh: Cluster) -> None:
@@ -236,52 +227,49 @@ def test_a_stream_resumes_on_another_api_node_and_abort_works_from_any_node(
     tmp_path: Path, postgres_url: str
 ) -> None:
     with cluster(tmp_path, postgres_url, REDIS_URL, api_nodes=2, workers=1) as two:
-        try:
-            chatflow_id = two.create_flow(chain_flow(fake_model(**SLOW)))
-            body = {"question": "go", "streaming": True, "detach": True}
-            received = b""
-            with httpx.stream(
-                "POST", predict_url(two.api_urls[0], chatflow_id), json=body, timeout=30
-            ) as response:
-                run_id = response.headers["x-run-id"]
-                for chunk in response.iter_raw():
-                    received += chunk
-                    if received.count(b"\n\n") >= 8:
-                        break
-            # A position the run has not reached is nobody's to resume from; hostile ones are 400s.
-            for after in ("100000", str(10**12 - 1), str(10**20), "-1", "x"):
-                ahead = httpx.get(
-                    f"{two.api_urls[1]}/api/v1/runs/{run_id}/events", params={"after": after}, timeout=10
-                )
-                assert ahead.status_code == 400 and ahead.json()["message"], (after, ahead.text)
-            first = received[: received.index(b"\n\n", 0) + 2]
-            for _ in range(7):
-                first = received[: received.index(b"\n\n", len(first)) + 2]
-            rest = httpx.post(
-                predict_url(two.api_urls[1], chatflow_id),
-                json=body,
-                headers={"Last-Event-ID": f"{run_id}:8"},
-                timeout=30,
+        chatflow_id = two.create_flow(chain_flow(fake_model(**SLOW)))
+        body = {"question": "go", "streaming": True, "detach": True}
+        received = b""
+        with httpx.stream(
+            "POST", predict_url(two.api_urls[0], chatflow_id), json=body, timeout=30
+        ) as response:
+            run_id = response.headers["x-run-id"]
+            for chunk in response.iter_raw():
+                received += chunk
+                if received.count(b"\n\n") >= 8:
+                    break
+        # A position the run has not reached is nobody's to resume from; hostile ones are 400s.
+        for after in ("100000", str(10**12 - 1), str(10**20), "-1", "x"):
+            ahead = httpx.get(
+                f"{two.api_urls[1]}/api/v1/runs/{run_id}/events", params={"after": after}, timeout=10
             )
-            assert rest.status_code == 200 and rest.headers["x-run-id"] == run_id
-            assert check_invariant(parse_frames(first + rest.content)) == FULL
+            assert ahead.status_code == 400 and ahead.json()["message"], (after, ahead.text)
+        first = received[: received.index(b"\n\n", 0) + 2]
+        for _ in range(7):
+            first = received[: received.index(b"\n\n", len(first)) + 2]
+        rest = httpx.post(
+            predict_url(two.api_urls[1], chatflow_id),
+            json=body,
+            headers={"Last-Event-ID": f"{run_id}:8"},
+            timeout=30,
+        )
+        assert rest.status_code == 200 and rest.headers["x-run-id"] == run_id
+        assert check_invariant(parse_frames(first + rest.content)) == FULL
 
-            def abort() -> None:
-                done = httpx.put(
-                    f"{two.api_urls[1]}/api/v1/chatmessage/abort/{chatflow_id}/a1", timeout=10
-                ).json()
-                assert done["aborted"] == 1
+        def abort() -> None:
+            done = httpx.put(
+                f"{two.api_urls[1]}/api/v1/chatmessage/abort/{chatflow_id}/a1", timeout=10
+            ).json()
+            assert done["aborted"] == 1
 
-            raw = stream_acting_once(
-                predict_url(two.api_urls[0], chatflow_id),
-                {"question": "go", "streaming": True, "chatId": "a1"},
-                5,
-                abort,
-            )
-            names = [frame.event for frame in parse_frames(raw)]
-            assert names[-2:] == ["abort", "end"] and names.count("token") < 40, names
-        finally:
-            asyncio.run(delete_matching(f"{two.prefix}:*"))
+        raw = stream_acting_once(
+            predict_url(two.api_urls[0], chatflow_id),
+            {"question": "go", "streaming": True, "chatId": "a1"},
+            5,
+            abort,
+        )
+        names = [frame.event for frame in parse_frames(raw)]
+        assert names[-2:] == ["abort", "end"] and names.count("token") < 40, names
 
 
 async def test_redis_restarting_mid_run_ends_the_stream_and_new_runs_succeed(
@@ -372,7 +360,6 @@ async def test_1000_runs_leave_no_key_pending_entry_consumer_or_subscription(
             assert listening[f"{prefix}:cancels".encode()] == 0
         finally:
             await redis.aclose()
-            await delete_matching(f"{prefix}:*")
 
 
 def test_a_worker_needs_a_redis_url(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from streamwise.engine.tools import ToolSchema
 from streamwise.nodes.services import NodeServices
 from streamwise.scaleout import make_worker, running
 from streamwise.settings import Settings
+from streamwise.store.runs import RunRepository
 from streamwise.wire.frames import encode_numbered
 from tests.conftest import FAKE_MODULES
 from tests.support.fake_tools import PARAMETERS, FakeTool
@@ -311,3 +312,30 @@ def test_a_job_round_trips_and_a_foreign_payload_is_refused() -> None:
     for payload in (b"", b"[]", b'{"v": 2}', json.dumps({"v": 1, "run": "r"}).encode(), b"\xff"):
         with pytest.raises(JobError):
             RunJob.loads(payload)
+
+
+async def test_a_runs_end_comes_after_its_row_is_final_so_json_gets_the_failures_status(
+    api: FastAPI, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API node answering JSON reads a failure's kind from the run's row when it sees `end`; a
+    slow database must not let it see `end` first (it answered 500 for a model's failure)."""
+    original = RunRepository.finish
+
+    async def slow_finish(self: RunRepository, *args: Any, **kwargs: Any) -> bool:
+        await asyncio.sleep(0.5)
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(RunRepository, "finish", slow_finish)
+    state = state_of(api)
+    chatflow_id = await chatflow(http, tokenCount=7, failAt=4)
+    async with await serve_worker(state):
+        answer = await http.post(f"/api/v1/prediction/{chatflow_id}", json={"question": "q"})
+        assert answer.status_code == 502, answer.text
+        assert "scripted failure after 4 tokens" in answer.json()["message"]
+        run = job(chatflow_id)
+        await dispatch(state, run)
+        frames = await events_of(state, run.run_id)  # read to `end` ...
+        assert state.remote is not None
+        row = await state.remote.rows.get(run.run_id)  # ... and the row is final already
+        assert row is not None and (row.status, row.failure) == ("error", "ModelUnavailable"), row
+    assert [frame.event for frame in frames][-2:] == ["error", "end"]

@@ -2,8 +2,9 @@
 api`) and workers (`streamwise worker`) sharing a PostgreSQL database and a Redis, for the tests that
 kill, stop and restart its parts.
 
-Every key it makes in Redis starts with a prefix of its own, removed when the block ends; every
-child is stopped by its own pid (SIGCONT first, in case a test left it stopped).
+Every key it makes in Redis starts with a prefix of its own, removed when the block ends, after
+every child is stopped (a worker still running would make the jobs stream again); every child is
+stopped by its own pid (SIGCONT first, in case a test left it stopped).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import uuid4
+
+import redis
 
 from tests.support.process import child_environment, started, stop_child
 from tests.support.server import create_flow, free_port
@@ -103,9 +106,29 @@ def cluster(
         **(env or {}),
     }
     deployment = Cluster(directory, environment, prefix)
-    with deployment.stack:
-        for _ in range(api_nodes):
-            deployment.start_api()
-        for _ in range(workers):
-            deployment.start_worker()
-        yield deployment
+    try:
+        with deployment.stack:
+            for _ in range(api_nodes):
+                deployment.start_api()
+            for _ in range(workers):
+                deployment.start_worker()
+            yield deployment
+    finally:
+        delete_prefix(redis_url, prefix)
+
+
+def delete_prefix(redis_url: str, prefix: str) -> None:
+    """Delete every key under `prefix` and check none is left; nothing to do when that Redis is gone
+    (a redis-server of the test's own, already stopped). Synchronous, so that it works from any
+    thread, event loop or not."""
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    pattern = f"{prefix}:*"
+    try:
+        found = list(client.scan_iter(match=pattern, count=1000))
+        if found:
+            client.delete(*found)
+        assert list(client.scan_iter(match=pattern, count=1000)) == []
+    except redis.ConnectionError:
+        pass
+    finally:
+        client.close()

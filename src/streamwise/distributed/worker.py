@@ -17,8 +17,9 @@ silent past the lease), in this order:
    is started again after a `restart` event, with the same message ids, so it keeps its rows;
 5. runs it through the `RunManager` (the same `Run` as in-process runs, with the Redis writer as
    its sink), renewing the lease every third of it and checking the cancel marker as it renews;
-6. flushes the log, finishes the row (only under its own attempt), shortens the log's TTL to the
-   resume window, and acknowledges the job.
+6. flushes the log, finishes the row (only under its own attempt), then writes `end` (so a reader
+   that sees `end` finds the row final: an API node answering JSON reads the failure's kind there),
+   shortens the log's TTL to the resume window, and acknowledges the job.
 
 A worker told to stop (SIGTERM) takes no more jobs and hands back those it holds: their runs stop
 without writing anything more, and another worker takes each over at once (step 4's `restart`).
@@ -325,12 +326,14 @@ class Worker:
                 if timer is not None:
                     timer.cancel()
         with contextlib.suppress(Exception):
-            await writer.aclose()
-        if sink.handed_back:
-            logger.info("run %s: attempt %d handed back (the worker is stopping)", run_id, attempt)
-            return
-        if sink.fenced or active.lost:
-            logger.warning("run %s: attempt %d was taken over; its results are dropped", run_id, attempt)
+            await writer.flush()  # everything but `end`, which the sink holds back
+        if sink.handed_back or sink.fenced or active.lost:
+            with contextlib.suppress(Exception):
+                await writer.aclose()
+            if sink.handed_back:
+                logger.info("run %s: attempt %d handed back (the worker is stopping)", run_id, attempt)
+            else:
+                logger.warning("run %s: attempt %d was taken over; its results are dropped", run_id, attempt)
             return
         if writer.failure is not None:  # Redis failed under it: its client was told (by its API node)
             await self.rows.finish(
@@ -338,8 +341,15 @@ class Worker:
             )
             raise RedisError(f"run {run_id}: {writer.failure}")
         failure = failure_kind(outcome.failure) if outcome.failure is not None else None
-        await self.rows.finish(run_id, outcome.status, attempt=attempt, error=outcome.error, failure=failure)
-        await self._finished(consumer, job, run_id)
+        try:
+            await self.rows.finish(
+                run_id, outcome.status, attempt=attempt, error=outcome.error, failure=failure
+            )
+        finally:  # `end` once the row is final (an API node reads the failure's kind there), or failed
+            sink.send_end()
+            closed = await _close(writer)
+        if closed:
+            await self._finished(consumer, job, run_id)
 
     def _refusal(self, job: Job, spec: RunJob, earlier: list[Any]) -> str | None:
         """Why the run must fail without running, if it must."""
@@ -377,9 +387,11 @@ class Worker:
             writer.emit(Start(""))
         for event in ended:
             writer.emit(event)
-        writer.emit(End())
-        await writer.aclose()
-        await self.rows.finish(job.run_id, status, attempt=attempt, error=error)
+        try:
+            await self.rows.finish(job.run_id, status, attempt=attempt, error=error)
+        finally:  # `end` once the row is final, as after a run
+            writer.emit(End())
+            await writer.aclose()
         await self._finished(consumer, job, job.run_id)
 
     async def _finished(self, consumer: Consumer, job: Job, run_id: str) -> None:
@@ -407,3 +419,14 @@ class Worker:
                         active.run.cancel("abort")
                 except RedisError as exc:
                     logger.warning("renewing run %s failed: %s", active.spec.run_id, exc)
+
+
+async def _close(writer: RedisEventWriter) -> bool:
+    """Flush and close the run's writer; False if the run was taken over meanwhile (fenced). A Redis
+    failure propagates (the job is then left to be taken over)."""
+    try:
+        await writer.aclose()
+    except Fenced:
+        logger.warning("run %s: taken over as it ended; its end is another attempt's", writer.run_id)
+        return False
+    return True

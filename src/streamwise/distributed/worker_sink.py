@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from streamwise.distributed.eventlog import Fenced, RedisEventWriter
-from streamwise.engine.events import Event, Start
+from streamwise.engine.events import End, Event, Start
 from streamwise.engine.ports import ChatTurn, Exchange, MessageStore
 
 logger = logging.getLogger("streamwise.worker")
@@ -33,12 +33,14 @@ class HandedBack(Exception):
 
 class WorkerSink:
     """A worker run's `EventSink`: the Redis writer, without the repeated `start` of a run taken
-    over. The writer failing (fenced, Redis lost) calls `on_fail` once instead of raising into the
-    run, and everything after is dropped."""
+    over, and with `end` held back until `send_end` (after the run's row is finished). The writer
+    failing (fenced, Redis lost) calls `on_fail` once instead of raising into the run, and
+    everything after is dropped."""
 
     def __init__(self, writer: RedisEventWriter, *, started: bool) -> None:
         self.writer = writer
         self._drop_start = started
+        self._end: End | None = None  # held back until the worker has finished the run's row
         self.failure: BaseException | None = None
         self.on_fail: Callable[[BaseException], object] | None = None
 
@@ -62,8 +64,21 @@ class WorkerSink:
         if self._drop_start and type(event) is Start:
             self._drop_start = False
             return
+        if type(event) is End:
+            self._end = event
+            return
         try:
             self.writer.emit(event)
+        except Exception as exc:
+            self._fail(exc)
+
+    def send_end(self) -> None:
+        """Write the run's `end`, held back since the run emitted it (nothing if it was dropped)."""
+        end, self._end = self._end, None
+        if end is None or self.failure is not None:
+            return
+        try:
+            self.writer.emit(end)
         except Exception as exc:
             self._fail(exc)
 
