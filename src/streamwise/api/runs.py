@@ -44,11 +44,7 @@ async def resumed(
             f"Run {run_id} is not running here, nor did it end in the last "
             f"{state.settings.resume_seconds:g} s"
         )
-    record = await state.chatflows.get(run.request.chatflow_id)
-    if record is None:
-        raise NotFound(f"Run {run_id} is not running here")
-    await authorize_flow(request, state, record)
-    refused = refuse_origin(request, record, streaming=True)
+    refused = await _refused(state, request, run.request.chatflow_id, f"Run {run_id} is not running here")
     if refused is not None:
         return refused
     log = run.log
@@ -62,6 +58,16 @@ async def resumed(
         raise Gone(f"Run {run_id}'s events after the {after}-th are no longer kept") from None
     # Whoever resumes took over from a client that left: leaving again must not stop the run.
     return run_event_stream(run, state.settings.heartbeat_seconds, after, detach=True)
+
+
+async def _refused(state: AppState, request: Request, chatflow_id: str, missing: str) -> Response | None:
+    """Who may read a run is who may use its chatflow: 401 (raised) for the wrong key, the origin's
+    refusal (returned), NotFound(`missing`) when the chatflow is gone; None when allowed."""
+    record = await state.chatflows.get(chatflow_id)
+    if record is None:
+        raise NotFound(missing)
+    await authorize_flow(request, state, record)
+    return refuse_origin(request, record, streaming=True)
 
 
 def last_event(request: Request) -> tuple[str, int] | None:
@@ -97,11 +103,7 @@ async def _resumed_remote(
     row = await remote.rows.get(run_id)
     if row is None or (chatflow_id is not None and row.chatflowid != chatflow_id):
         raise NotFound(f"Run {run_id} is not known here")
-    record = await state.chatflows.get(row.chatflowid)
-    if record is None:
-        raise NotFound(f"Run {run_id} is not known here")
-    await authorize_flow(request, state, record)
-    refused = refuse_origin(request, record, streaming=True)
+    refused = await _refused(state, request, row.chatflowid, f"Run {run_id} is not known here")
     if refused is not None:
         return refused
     try:
